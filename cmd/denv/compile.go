@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alebellu/denv/compile"
+	"github.com/alebellu/denv/resolve"
+)
+
+type compileOptions struct {
+	output string
+	name   string
+}
+
+func newCompileCmd() *cobra.Command {
+	var opts compileOptions
+	cmd := &cobra.Command{
+		Use:   "compile DEF",
+		Short: "Print the compose project of a definition",
+		Long: `Compile resolves DEF (a .denv file, a stored definition or a github: reference)
+and prints the compose-spec project that denv run would start.`,
+		Args: exactArgs(1, "DEF"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCompile(cmd, opts, args[0])
+		},
+	}
+	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "write to `FILE` instead of standard output")
+	cmd.Flags().StringVar(&opts.name, "name", "", "compose project `NAME` (default: the environment's name)")
+	return cmd
+}
+
+func runCompile(cmd *cobra.Command, opts compileOptions, def string) error {
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	g, err := resolve.New(resolve.Options{WorkDir: wd}).Resolve(cmd.Context(), def)
+	if err != nil {
+		return err
+	}
+	p, err := compile.Compile(g, compile.Options{Name: opts.name, BaseDir: wd})
+	if err != nil {
+		return err
+	}
+	out, err := compile.YAML(p)
+	if err != nil {
+		return err
+	}
+	if opts.output == "" {
+		_, err = cmd.OutOrStdout().Write(out)
+		return err
+	}
+	return writeFileAtomic(opts.output, out)
+}
+
+// writeFileAtomic writes data to a temporary file beside name and renames
+// it into place, so that a failure never leaves a half-written file.
+func writeFileAtomic(name string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
+
+// exactArgs is cobra.ExactArgs with an error that names what is missing.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s: want %s, got %d argument(s); see 'denv %s --help'", cmd.Name(), names, len(args), cmd.Name())
+		}
+		return nil
+	}
+}

@@ -1,0 +1,193 @@
+// Package grammar parses .denv definition files into an AST whose nodes keep
+// their source positions. It does no I/O beyond the bytes it is given.
+//
+// The language (see LANGUAGE.md in the project docs):
+//
+//	File       = { Statement } .
+//	Statement  = Env | Images | Image | Expose .
+//	Env        = "ENV" DefRef [ "AS" Name ] .
+//	Images     = "IMAGES" ImageRef { [","] ImageRef } .
+//	Image      = "IMAGE" ImageRef { Clause } .
+//	Clause     = "AS" Name | "LINK" Target { "," Target } | "PORT" Port { "," Port }
+//	           | "VOLUME" Volume | "SET" Key "=" ( Word | String )
+//	           | "CMD" ( String | "[" String { "," String } "]" ) .
+//	Expose     = "EXPOSE" Target { "," Target } .
+//
+// Keywords are exactly the uppercase words ENV IMAGE IMAGES EXPOSE AS LINK
+// PORT VOLUME SET CMD; newlines are white space; '#' starts a comment.
+package grammar
+
+import (
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/alecthomas/participle/v2"
+	"github.com/alecthomas/participle/v2/lexer"
+
+	"github.com/alebellu/denv/diag"
+)
+
+// MaxFileSize is the largest definition file accepted, in bytes.
+const MaxFileSize = 1 << 20
+
+// Pos is the position of a node: participle fills it in.
+type Pos = lexer.Position
+
+// File is one parsed definition file.
+type File struct {
+	Pos        Pos
+	Statements []*Statement `@@*`
+}
+
+// Statement is one top-level statement; exactly one field is set.
+type Statement struct {
+	Pos    Pos
+	Env    *Env    `  @@`
+	Images *Images `| @@`
+	Image  *Image  `| @@`
+	Expose *Expose `| @@`
+}
+
+// Word is a bare word (a name, reference, port or volume) with its position.
+type Word struct {
+	Pos   Pos
+	Value string `@Word`
+}
+
+// Env includes another environment definition.
+type Env struct {
+	Pos Pos
+	Ref *Word `"ENV" @@`
+	As  *Word `( "AS" @@ )?`
+}
+
+// Images declares several services with no clauses.
+type Images struct {
+	Pos  Pos
+	Refs []*Word `"IMAGES" @@ ( ","? @@ )*`
+}
+
+// Image declares one service.
+type Image struct {
+	Pos     Pos
+	Ref     *Word     `"IMAGE" @@`
+	Clauses []*Clause `@@*`
+}
+
+// Clause qualifies an Image; exactly one field is set.
+type Clause struct {
+	Pos    Pos
+	As     *Word   `  "AS" @@`
+	Link   []*Word `| "LINK" @@ ( "," @@ )*`
+	Port   []*Word `| "PORT" @@ ( "," @@ )*`
+	Volume *Word   `| "VOLUME" @@`
+	Set    *Set    `| "SET" @@`
+	Cmd    *Cmd    `| "CMD" @@`
+}
+
+// Set is an environment variable of a service. Keys may be keywords
+// (SET PORT=80), so they are matched as any word.
+type Set struct {
+	Pos   Pos
+	Key   string `@( Word | Keyword ) "="`
+	Value string `@( Word | String | Keyword )`
+}
+
+// Cmd is a service's command: Shell for the string form (split into words
+// like a shell would, without running one), Exec for the list form.
+type Cmd struct {
+	Pos   Pos
+	Shell *string  `  @String`
+	Exec  []string `| "[" @String ( "," @String )* "]"`
+}
+
+// Expose names the environment's interface.
+type Expose struct {
+	Pos     Pos
+	Targets []*Word `"EXPOSE" @@ ( "," @@ )*`
+}
+
+// IsKeyword reports whether w is a reserved word. A Word token with such a
+// value is re-typed as Keyword so that it cannot be taken for a name.
+func IsKeyword(w string) bool {
+	switch w {
+	case "ENV", "IMAGE", "IMAGES", "EXPOSE", "AS", "LINK", "PORT", "VOLUME", "SET", "CMD":
+		return true
+	}
+	return false
+}
+
+// Parser parses definition files. It is safe for concurrent use.
+type Parser struct {
+	p *participle.Parser[File]
+}
+
+// NewParser builds the parser.
+func NewParser() *Parser {
+	def := lexer.MustSimple([]lexer.SimpleRule{
+		{Name: "Comment", Pattern: `#[^\n]*`},
+		{Name: "Whitespace", Pattern: `\s+`},
+		{Name: "String", Pattern: `"(?:\\.|[^"\\\n])*"`},
+		{Name: "Punct", Pattern: `[,=\[\]]`},
+		{Name: "Word", Pattern: `[^\s,=\[\]"#]+`},
+		// Keyword never matches input: Word tokens are re-typed below.
+		{Name: "Keyword", Pattern: `\x00KEYWORD\x00`},
+	})
+	kw := def.Symbols()["Keyword"]
+	return &Parser{p: participle.MustBuild[File](
+		participle.Lexer(def),
+		participle.Elide("Comment", "Whitespace"),
+		participle.Unquote("String"),
+		participle.Map(func(t lexer.Token) (lexer.Token, error) {
+			if IsKeyword(t.Value) {
+				t.Type = kw
+			}
+			return t, nil
+		}, "Word"),
+		participle.UseLookahead(2),
+	)}
+}
+
+// Parse parses one file. name is the path shown in diagnostics. A syntax
+// error is returned as a *diag.Diagnostic; Parse never panics on any input.
+func (p *Parser) Parse(name string, src []byte) (*File, error) {
+	if len(src) > MaxFileSize {
+		return nil, diag.Errorf(diag.Pos{File: name}, "file is %d bytes, larger than the %d byte limit", len(src), MaxFileSize)
+	}
+	if !utf8.Valid(src) {
+		return nil, diag.Errorf(invalidUTF8(name, src), "invalid UTF-8")
+	}
+	f, err := p.p.ParseBytes(name, src)
+	if err != nil {
+		if pe, ok := err.(participle.Error); ok {
+			return nil, &diag.Diagnostic{Pos: Position(pe.Position()), Msg: pe.Message(), Err: err}
+		}
+		return nil, diag.Wrap(diag.Pos{File: name}, fmt.Errorf("parse: %w", err))
+	}
+	return f, nil
+}
+
+// Position converts a participle position to a diagnostic position.
+func Position(p Pos) diag.Pos {
+	return diag.Pos{File: p.Filename, Line: p.Line, Col: p.Column, Offset: p.Offset}
+}
+
+// invalidUTF8 finds the position of the first byte that is not UTF-8.
+func invalidUTF8(name string, src []byte) diag.Pos {
+	pos := diag.Pos{File: name, Line: 1, Col: 1}
+	for i := 0; i < len(src); {
+		r, size := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && size <= 1 {
+			pos.Offset = i
+			return pos
+		}
+		if r == '\n' {
+			pos.Line++
+			pos.Col = 1
+		} else {
+			pos.Col += size
+		}
+		i += size
+	}
+	return pos
+}

@@ -1,0 +1,263 @@
+package resolve
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/alebellu/denv/diag"
+	"github.com/alebellu/denv/grammar"
+)
+
+// envName is the rule for environment and service names.
+var envName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+
+// instantiate makes the instance name of definition f, resolving its
+// includes first (depth first) and then its services.
+func (s *run) instantiate(f *file, name string, pos diag.Pos) *Env {
+	env := &Env{
+		Name:   name,
+		Def:    f.loc.defName(),
+		File:   s.display(f.loc.displayPath()),
+		Remote: f.loc.kind == kindRemote,
+		Pos:    pos,
+	}
+	s.byName[name] = env
+	s.defOf[env] = f.loc.key()
+	s.graph.Envs = append(s.graph.Envs, env)
+	s.stack = append(s.stack, frame{file: f})
+	defer func() { s.stack = s.stack[:len(s.stack)-1] }()
+
+	sc := &scope{env: env, services: map[string]*Service{}, includes: map[string]*Include{}}
+	for _, st := range f.ast.Statements {
+		if st.Env != nil {
+			s.include(f, sc, st.Env)
+		}
+	}
+	for _, st := range f.ast.Statements {
+		switch {
+		case st.Images != nil:
+			for _, ref := range st.Images.Refs {
+				s.addService(f, sc, ref, nil)
+			}
+		case st.Image != nil:
+			s.addService(f, sc, st.Image.Ref, st.Image.Clauses)
+		}
+	}
+	s.links(sc)
+	for _, st := range f.ast.Statements {
+		if st.Expose != nil {
+			s.expose(sc, st.Expose)
+		}
+	}
+	return env
+}
+
+// scope is what names mean inside one definition.
+type scope struct {
+	env      *Env
+	services map[string]*Service
+	includes map[string]*Include
+	// pending LINK words, checked once every service is known
+	pending []pendingLink
+}
+
+type pendingLink struct {
+	svc  *Service
+	word *grammar.Word
+}
+
+// include resolves one ENV statement.
+func (s *run) include(from *file, sc *scope, st *grammar.Env) {
+	pos := grammar.Position(st.Ref.Pos)
+	ref := st.Ref.Value
+	name := lastElem(ref)
+	namePos := pos
+	if st.As != nil {
+		name, namePos = st.As.Value, grammar.Position(st.As.Pos)
+	}
+	if !envName.MatchString(name) {
+		s.errorf(namePos, "invalid environment name %q: use lowercase letters, digits, '.', '_' and '-' (add AS NAME)", name)
+		return
+	}
+	if prev, ok := sc.includes[name]; ok {
+		s.errorf(pos, "environment %q is already included at %s", name, prev.Pos)
+		return
+	}
+	f, err := s.lookup(from, ref, pos)
+	if err != nil {
+		s.diags = append(s.diags, diag.Wrap(pos, err))
+		return
+	}
+	s.stack[len(s.stack)-1].pos = pos
+	for i, fr := range s.stack {
+		if fr.file.loc.key() == f.loc.key() {
+			s.errorf(pos, "include cycle: %s", s.cycle(i, f))
+			return
+		}
+	}
+	env, ok := s.byName[name]
+	switch {
+	case !ok:
+		env = s.instantiate(f, name, pos)
+	case s.defOf[env] != f.loc.key():
+		other := env.Pos.Short()
+		if env == s.graph.Root {
+			other = env.File
+		}
+		s.errorf(pos, "environment name %q is used by two definitions: %s (included at %s) and %s; rename one with AS", name, env.Def, other, f.loc.defName())
+		return
+	}
+	inc := &Include{Env: env, Pos: pos}
+	sc.includes[name] = inc
+	sc.env.Includes = append(sc.env.Includes, inc)
+	if !slices.Contains(env.IncludedBy, sc.env) {
+		env.IncludedBy = append(env.IncludedBy, sc.env)
+	}
+}
+
+// cycle prints the includes from stack frame i back to f, file:line each.
+func (s *run) cycle(i int, f *file) string {
+	var b strings.Builder
+	for _, fr := range s.stack[i:] {
+		fmt.Fprintf(&b, "%s ENV -> ", fr.pos.Short())
+	}
+	b.WriteString(s.display(f.loc.displayPath()))
+	return b.String()
+}
+
+// target finds what a LINK or EXPOSE word names in sc.
+func (s *run) target(sc *scope, w *grammar.Word) (Target, bool) {
+	pos := grammar.Position(w.Pos)
+	svc, isSvc := sc.services[w.Value]
+	if !isSvc {
+		// the image reference of a service of this file
+		var byImage []*Service
+		for _, cand := range sc.env.Services {
+			if cand.Image == w.Value {
+				byImage = append(byImage, cand)
+			}
+		}
+		switch len(byImage) {
+		case 1:
+			svc, isSvc = byImage[0], true
+		case 0:
+		default:
+			s.errorf(pos, "%q is the image of several services (%s, %s): name one of them", w.Value, byImage[0].Name, byImage[1].Name)
+			return Target{}, false
+		}
+	}
+	inc, isEnv := sc.includes[w.Value]
+	switch {
+	case isSvc && isEnv:
+		s.errorf(pos, "%q names both a service and an included environment; rename one with AS", w.Value)
+	case isSvc:
+		return Target{Service: svc, Pos: pos}, true
+	case isEnv:
+		return Target{Env: inc.Env, Pos: pos}, true
+	default:
+		s.errorf(pos, "unknown target %q: not a service or included environment of %s%s", w.Value, sc.env.Name, s.known(sc))
+	}
+	return Target{}, false
+}
+
+// known lists what a target may name, for error messages.
+func (s *run) known(sc *scope) string {
+	var names []string
+	for _, svc := range sc.env.Services {
+		names = append(names, svc.Name)
+	}
+	for _, inc := range sc.env.Includes {
+		names = append(names, inc.Env.Name)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	slices.Sort(names)
+	return " (known: " + strings.Join(slices.Compact(names), ", ") + ")"
+}
+
+// links resolves every LINK of sc once all its services are known, and
+// rejects start-order cycles among them.
+func (s *run) links(sc *scope) {
+	for _, p := range sc.pending {
+		t, ok := s.target(sc, p.word)
+		if !ok {
+			continue
+		}
+		if t.Service == p.svc {
+			s.errorf(t.Pos, "service %q links to itself", p.svc.Name)
+			continue
+		}
+		if t.Env != nil && len(t.Env.Exposed) == 0 {
+			s.errorf(t.Pos, "LINK %s: environment %q exposes no service", p.word.Value, t.Env.Name)
+			continue
+		}
+		p.svc.Links = append(p.svc.Links, t)
+	}
+	// start-order cycles among sibling services
+	state := map[*Service]int{} // 0 new, 1 on path, 2 done
+	var path []*Service
+	var visit func(svc *Service) bool
+	visit = func(svc *Service) bool {
+		state[svc] = 1
+		path = append(path, svc)
+		for _, l := range svc.Links {
+			if l.Service == nil {
+				continue
+			}
+			switch state[l.Service] {
+			case 1:
+				i := slices.Index(path, l.Service)
+				names := []string{}
+				for _, p := range path[i:] {
+					names = append(names, fmt.Sprintf("%s (%s)", p.Name, p.Pos.Short()))
+				}
+				s.errorf(l.Pos, "LINK cycle: %s -> %s", strings.Join(names, " -> "), l.Service.Name)
+				return false
+			case 0:
+				if !visit(l.Service) {
+					return false
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[svc] = 2
+		return true
+	}
+	for _, svc := range sc.env.Services {
+		if state[svc] == 0 && !visit(svc) {
+			return
+		}
+	}
+}
+
+// expose adds an EXPOSE statement's targets to the environment's interface.
+func (s *run) expose(sc *scope, st *grammar.Expose) {
+	add := func(x Exposed, pos diag.Pos) {
+		for _, prev := range sc.env.Exposed {
+			if prev.Name == x.Name {
+				if prev.Service != x.Service {
+					s.errorf(pos, "EXPOSE: two services would be exposed as %q (%s and %s)", x.Name, prev.Service.Pos.Short(), x.Service.Pos.Short())
+				}
+				return
+			}
+		}
+		sc.env.Exposed = append(sc.env.Exposed, x)
+	}
+	for _, w := range st.Targets {
+		t, ok := s.target(sc, w)
+		switch {
+		case !ok:
+		case t.Service != nil:
+			add(Exposed{Name: t.Service.Name, Service: t.Service}, t.Pos)
+		case len(t.Env.Exposed) == 0:
+			s.errorf(t.Pos, "EXPOSE %s: environment %q exposes no service", w.Value, t.Env.Name)
+		default:
+			for _, x := range t.Env.Exposed {
+				add(x, t.Pos)
+			}
+		}
+	}
+}

@@ -1,0 +1,317 @@
+// Package resolve turns a root definition into one graph of environment
+// instances: it finds every referenced definition (LANGUAGE.md section 3),
+// parses it, and checks the references between environments and services.
+//
+// An environment instance is identified by its name: a definition reached
+// by several paths under one name (a diamond) is one instance, and two
+// different definitions under one name are an error.
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/alebellu/denv/diag"
+	"github.com/alebellu/denv/grammar"
+)
+
+// Store finds definitions in the local definition store.
+type Store interface {
+	// Lookup returns a stored definition's bytes and origin: an absolute
+	// file path, "stdin", or a github: reference. found is false when no
+	// definition has that name.
+	Lookup(name string) (data []byte, origin string, found bool, err error)
+}
+
+// Fetcher fetches a remote definition file: PATH.denv of a repository at
+// a ref. A missing file is an error wrapping fs.ErrNotExist.
+type Fetcher interface {
+	Fetch(ctx context.Context, owner, repo, ref, path string) ([]byte, error)
+}
+
+// Options configure a Resolver.
+type Options struct {
+	// WorkDir is the directory file names are shown relative to.
+	WorkDir string
+	// Store is the definition store; nil means none.
+	Store Store
+	// Fetcher fetches github: references; nil means they are an error.
+	Fetcher Fetcher
+	// AllowRemoteBinds lets remote definitions bind host paths.
+	AllowRemoteBinds bool
+	// ReadFile reads local files; nil means os.ReadFile.
+	ReadFile func(name string) ([]byte, error)
+}
+
+// Resolver resolves definitions. It holds no state between calls.
+type Resolver struct {
+	opts   Options
+	parser *grammar.Parser
+}
+
+// New returns a Resolver.
+func New(opts Options) *Resolver {
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
+	}
+	return &Resolver{opts: opts, parser: grammar.NewParser()}
+}
+
+// Resolve resolves the definition arg names: a path to a .denv file, a
+// github: reference, or a store name. Every problem found is reported in
+// one diag.List.
+func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
+	s := &run{
+		r:      r,
+		ctx:    ctx,
+		files:  map[string]*file{},
+		byName: map[string]*Env{},
+		defOf:  map[*Env]string{},
+		roots:  map[string]string{},
+	}
+	f, err := s.root(arg)
+	if err != nil {
+		return nil, err
+	}
+	name := lastElem(f.loc.defName())
+	g := &Graph{}
+	s.graph = g
+	g.Root = s.instantiate(f, name, diag.Pos{})
+	if err := s.diags.Err(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// run is the state of one Resolve call.
+type run struct {
+	r      *Resolver
+	ctx    context.Context
+	graph  *Graph
+	diags  diag.List
+	files  map[string]*file   // parsed files by location key
+	byName map[string]*Env    // instances by name
+	defOf  map[*Env]string    // instance -> location key of its definition
+	roots  map[string]string  // directory -> source root, for local files
+	stack  []frame            // the includes being resolved, for cycles
+}
+
+type frame struct {
+	file *file
+	pos  diag.Pos // the ENV statement that leads to the next frame
+}
+
+func (s *run) errorf(pos diag.Pos, format string, args ...any) {
+	s.diags = append(s.diags, diag.Errorf(pos, format, args...))
+}
+
+// file is one located and parsed definition.
+type file struct {
+	loc location
+	ast *grammar.File
+}
+
+// root locates the definition named on the command line.
+func (r *run) root(arg string) (*file, error) {
+	if strings.HasPrefix(arg, "github:") {
+		loc, err := parseGitHub(arg)
+		if err != nil {
+			return nil, err
+		}
+		return r.load(loc, diag.Pos{})
+	}
+	tried := []string{}
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(abs); err == nil && st.Mode().IsRegular() {
+		return r.load(r.fileLoc(abs), diag.Pos{})
+	}
+	tried = append(tried, r.display(abs))
+	if !strings.HasSuffix(arg, ".denv") {
+		if st, err := os.Stat(abs + ".denv"); err == nil && st.Mode().IsRegular() {
+			return r.load(r.fileLoc(abs+".denv"), diag.Pos{})
+		}
+		tried = append(tried, r.display(abs+".denv"))
+		if r.r.opts.Store != nil && validDefName(arg) == nil {
+			data, origin, found, err := r.r.opts.Store.Lookup(arg)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				return r.fromStore(arg, data, origin, diag.Pos{})
+			}
+			tried = append(tried, fmt.Sprintf("store %q", arg))
+		}
+	}
+	return nil, fmt.Errorf("cannot find definition %q: tried %s", arg, strings.Join(tried, ", "))
+}
+
+// load reads and parses the definition at loc, once per location.
+func (r *run) load(loc location, pos diag.Pos) (*file, error) {
+	if f, ok := r.files[loc.key()]; ok {
+		return f, nil
+	}
+	var data []byte
+	var err error
+	switch loc.kind {
+	case kindFile:
+		data, err = r.r.opts.ReadFile(loc.path)
+	case kindRemote:
+		if r.r.opts.Fetcher == nil {
+			return nil, fmt.Errorf("cannot fetch %s: remote definitions are not enabled", loc.key())
+		}
+		data, err = r.r.opts.Fetcher.Fetch(r.ctx, loc.owner, loc.repo, loc.ref, loc.path)
+	default:
+		return nil, fmt.Errorf("internal: load of store definition %q", loc.path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.parse(loc, data)
+}
+
+// fromStore turns a stored definition into a located file: one that came
+// from a remote source stays remote, so that its own references resolve in
+// its repository.
+func (r *run) fromStore(name string, data []byte, origin string, pos diag.Pos) (*file, error) {
+	loc := location{kind: kindStore, path: name, origin: origin}
+	if strings.HasPrefix(origin, "github:") {
+		rl, err := parseGitHub(origin)
+		if err != nil {
+			return nil, fmt.Errorf("stored definition %q has a bad origin: %w", name, err)
+		}
+		loc = rl
+	}
+	if f, ok := r.files[loc.key()]; ok {
+		return f, nil
+	}
+	return r.parse(loc, data)
+}
+
+func (r *run) parse(loc location, data []byte) (*file, error) {
+	ast, err := r.r.parser.Parse(r.display(loc.displayPath()), data)
+	if err != nil {
+		return nil, err
+	}
+	f := &file{loc: loc, ast: ast}
+	r.files[loc.key()] = f
+	return f, nil
+}
+
+// lookup finds the definition a bare or github: reference written in from
+// names, in the order of LANGUAGE.md section 3.
+func (r *run) lookup(from *file, ref string, pos diag.Pos) (*file, error) {
+	if strings.HasPrefix(ref, "github:") {
+		loc, err := parseGitHub(ref)
+		if err != nil {
+			return nil, err
+		}
+		return r.load(loc, pos)
+	}
+	if err := validDefName(ref); err != nil {
+		return nil, err
+	}
+	var tried []string
+	var cands []location
+	switch from.loc.kind {
+	case kindFile:
+		dir := filepath.Dir(from.loc.path)
+		cands = append(cands, r.fileLoc(filepath.Join(dir, filepath.FromSlash(ref)+".denv")))
+		if root := r.sourceRoot(dir); root != dir {
+			cands = append(cands, r.fileLoc(filepath.Join(root, filepath.FromSlash(ref)+".denv")))
+		}
+	case kindRemote:
+		if dir := path.Dir(from.loc.path); dir != "." {
+			cands = append(cands, from.loc.sibling(path.Join(dir, ref)))
+		}
+		cands = append(cands, from.loc.sibling(ref))
+	case kindStore:
+		if dir := path.Dir(from.loc.path); dir != "." {
+			cands = append(cands, location{kind: kindStore, path: path.Join(dir, ref)})
+		}
+	}
+	for _, c := range cands {
+		if c.kind == kindStore {
+			f, found, err := r.storeLookup(c.path, pos)
+			if found || err != nil {
+				return f, err
+			}
+			tried = append(tried, fmt.Sprintf("store %q", c.path))
+			continue
+		}
+		f, err := r.load(c, pos)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		tried = append(tried, r.display(c.displayPath()))
+	}
+	if r.r.opts.Store != nil {
+		f, found, err := r.storeLookup(ref, pos)
+		if found || err != nil {
+			return f, err
+		}
+		tried = append(tried, fmt.Sprintf("store %q", ref))
+	}
+	return nil, fmt.Errorf("cannot find definition %q: tried %s", ref, strings.Join(tried, ", "))
+}
+
+func (r *run) storeLookup(name string, pos diag.Pos) (*file, bool, error) {
+	if r.r.opts.Store == nil {
+		return nil, false, nil
+	}
+	data, origin, found, err := r.r.opts.Store.Lookup(name)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	f, err := r.fromStore(name, data, origin, pos)
+	return f, true, err
+}
+
+// sourceRoot is the nearest ancestor of dir holding .git, else dir.
+func (r *run) sourceRoot(dir string) string {
+	if root, ok := r.roots[dir]; ok {
+		return root
+	}
+	root := dir
+	for d := dir; ; {
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			root = d
+			break
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	r.roots[dir] = root
+	return root
+}
+
+func (r *run) fileLoc(abs string) location {
+	return location{kind: kindFile, path: abs, root: r.sourceRoot(filepath.Dir(abs))}
+}
+
+// display shows a file path relative to the working directory when it is
+// inside it.
+func (r *run) display(p string) string {
+	if !filepath.IsAbs(p) || r.r.opts.WorkDir == "" {
+		return p
+	}
+	rel, err := filepath.Rel(r.r.opts.WorkDir, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return p
+	}
+	return rel
+}

@@ -1,0 +1,219 @@
+package resolve
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/mattn/go-shellwords"
+
+	"github.com/alebellu/denv/diag"
+	"github.com/alebellu/denv/grammar"
+)
+
+var (
+	portRule   = regexp.MustCompile(`^(?:(\d+):)?(\d+)(?:/(tcp|udp))?$`)
+	envKeyRule = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	volumeRule = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+)
+
+// addService resolves one IMAGE (clauses may be nil for IMAGES).
+func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*grammar.Clause) {
+	pos := grammar.Position(ref.Pos)
+	named, err := reference.ParseNormalizedNamed(ref.Value)
+	if err != nil {
+		s.errorf(pos, "invalid image reference %q: %v", ref.Value, err)
+		return
+	}
+	svc := &Service{Env: sc.env, Name: path.Base(reference.Path(named)), Image: ref.Value, Pos: pos}
+	namePos := pos
+	var asPos, cmdPos *diag.Pos
+	for _, c := range clauses {
+		cpos := grammar.Position(c.Pos)
+		switch {
+		case c.As != nil:
+			if asPos != nil {
+				s.errorf(cpos, "second AS for this image (the first is at %s)", asPos)
+				continue
+			}
+			asPos = &cpos
+			svc.Name, namePos = c.As.Value, grammar.Position(c.As.Pos)
+		case c.Link != nil:
+			for _, w := range c.Link {
+				sc.pending = append(sc.pending, pendingLink{svc: svc, word: w})
+			}
+		case c.Port != nil:
+			for _, w := range c.Port {
+				s.port(svc, w)
+			}
+		case c.Volume != nil:
+			s.volume(f, svc, c.Volume)
+		case c.Set != nil:
+			s.set(svc, c.Set)
+		case c.Cmd != nil:
+			if cmdPos != nil {
+				s.errorf(cpos, "second CMD for this image (the first is at %s)", cmdPos)
+				continue
+			}
+			cmdPos = &cpos
+			s.cmd(svc, c.Cmd)
+		}
+	}
+	if !envName.MatchString(svc.Name) {
+		s.errorf(namePos, "invalid service name %q: use lowercase letters, digits, '.', '_' and '-'", svc.Name)
+		return
+	}
+	if prev, ok := sc.services[svc.Name]; ok {
+		s.errorf(pos, "two services named %q: %s and here; give one a name with AS", svc.Name, prev.Pos)
+		return
+	}
+	sc.services[svc.Name] = svc
+	sc.env.Services = append(sc.env.Services, svc)
+}
+
+func (s *run) port(svc *Service, w *grammar.Word) {
+	pos := grammar.Position(w.Pos)
+	m := portRule.FindStringSubmatch(w.Value)
+	if m == nil {
+		s.errorf(pos, "invalid port %q: want PORT, HOST:PORT or either with /tcp or /udp", w.Value)
+		return
+	}
+	p := Port{Protocol: "tcp", Pos: pos}
+	if m[3] != "" {
+		p.Protocol = m[3]
+	}
+	c, err := portNumber(m[2])
+	if err != nil {
+		s.errorf(pos, "invalid port %q: %v", w.Value, err)
+		return
+	}
+	p.Container = c
+	if m[1] != "" {
+		h, err := portNumber(m[1])
+		if err != nil {
+			s.errorf(pos, "invalid port %q: %v", w.Value, err)
+			return
+		}
+		p.Host = h
+	}
+	for _, prev := range svc.Ports {
+		if prev.Container == p.Container && prev.Protocol == p.Protocol {
+			s.errorf(pos, "port %d/%s is declared twice (first at %s)", p.Container, p.Protocol, prev.Pos)
+			return
+		}
+	}
+	svc.Ports = append(svc.Ports, p)
+}
+
+func portNumber(s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%s is not a port number (1-65535)", s)
+	}
+	return uint16(n), nil
+}
+
+// volume interprets name:/path, /path and ./dir:/path, each with an optional
+// :ro or :rw.
+func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
+	pos := grammar.Position(w.Pos)
+	parts := strings.Split(w.Value, ":")
+	v := Volume{Pos: pos}
+	if n := len(parts); n > 1 && (parts[n-1] == "ro" || parts[n-1] == "rw") {
+		v.ReadOnly = parts[n-1] == "ro"
+		parts = parts[:n-1]
+	}
+	var src string
+	switch len(parts) {
+	case 1:
+		v.Target = parts[0]
+	case 2:
+		src, v.Target = parts[0], parts[1]
+	default:
+		s.errorf(pos, "invalid volume %q: want NAME:/PATH, /PATH or ./DIR:/PATH, optionally with :ro", w.Value)
+		return
+	}
+	if !strings.HasPrefix(v.Target, "/") {
+		s.errorf(pos, "invalid volume %q: the container path %q must be absolute", w.Value, v.Target)
+		return
+	}
+	v.Target = path.Clean(v.Target)
+	switch {
+	case src == "":
+		v.Kind = NamedVolume
+		v.Name = svc.Name + "-" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(v.Target), "-"), "-")
+		if v.Target == "/" {
+			s.errorf(pos, "invalid volume %q: cannot mount a volume on /", w.Value)
+			return
+		}
+	case strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.HasPrefix(src, "~"):
+		v.Kind = BindMount
+		if svc.Env.Remote && !s.r.opts.AllowRemoteBinds {
+			s.errorf(pos, "remote definition may not bind the host path %q (allow it explicitly to trust this source)", src)
+			return
+		}
+		if strings.HasPrefix(src, "~") {
+			s.errorf(pos, "invalid volume %q: '~' is not expanded; use a path relative to the definition or an absolute one", w.Value)
+			return
+		}
+		if !filepath.IsAbs(src) {
+			base := f.loc.bindBase()
+			if base == "" {
+				base = s.r.opts.WorkDir
+			}
+			src = filepath.Join(base, filepath.FromSlash(src))
+		}
+		v.Source = filepath.Clean(src)
+	default:
+		if !volumeRule.MatchString(src) {
+			s.errorf(pos, "invalid volume name %q: use lowercase letters, digits, '.', '_' and '-'", src)
+			return
+		}
+		v.Kind, v.Name = NamedVolume, src
+	}
+	for _, prev := range svc.Volumes {
+		if prev.Target == v.Target {
+			s.errorf(pos, "two volumes mounted on %s (first at %s)", v.Target, prev.Pos)
+			return
+		}
+	}
+	svc.Volumes = append(svc.Volumes, v)
+}
+
+var nonName = regexp.MustCompile(`[^a-z0-9_.-]+`)
+
+func (s *run) set(svc *Service, st *grammar.Set) {
+	pos := grammar.Position(st.Pos)
+	if !envKeyRule.MatchString(st.Key) {
+		s.errorf(pos, "invalid variable name %q: use letters, digits and '_', not starting with a digit", st.Key)
+		return
+	}
+	for _, prev := range svc.Environ {
+		if prev.Key == st.Key {
+			s.errorf(pos, "%s is set twice (first at %s)", st.Key, prev.Pos)
+			return
+		}
+	}
+	svc.Environ = append(svc.Environ, EnvVar{Key: st.Key, Value: st.Value, Pos: pos})
+}
+
+func (s *run) cmd(svc *Service, c *grammar.Cmd) {
+	if c.Shell == nil {
+		svc.Command = c.Exec
+		return
+	}
+	words, err := shellwords.Parse(*c.Shell)
+	if err != nil {
+		s.errorf(grammar.Position(c.Pos), "invalid CMD %q: %v", *c.Shell, err)
+		return
+	}
+	if len(words) == 0 {
+		s.errorf(grammar.Position(c.Pos), "empty CMD")
+		return
+	}
+	svc.Command = words
+}
