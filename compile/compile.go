@@ -55,6 +55,7 @@ func Compile(g *resolve.Graph, opts Options) (*types.Project, error) {
 		g:        g,
 		opts:     opts,
 		owner:    map[string]*resolve.Service{},
+		clashed:  map[string]bool{},
 		aliasOf:  map[string]map[string]*resolve.Service{},
 		services: types.Services{},
 		networks: types.Networks{},
@@ -79,6 +80,7 @@ type compiler struct {
 	opts     Options
 	diags    diag.List
 	owner    map[string]*resolve.Service            // compose service name -> service
+	clashed  map[string]bool                        // compose names already reported
 	aliasOf  map[string]map[string]*resolve.Service // network -> alias -> service
 	services types.Services
 	networks types.Networks
@@ -114,6 +116,7 @@ func (c *compiler) service(svc *resolve.Service) {
 	if prev, ok := c.owner[name]; ok {
 		c.diags = append(c.diags, diag.Errorf(svc.Pos, "service %q of %s and service %q of %s both compile to %q; rename one with AS",
 			svc.Name, svc.Env.Name, prev.Name, prev.Env.Name, name))
+		c.clashed[name] = true
 		return
 	}
 	c.owner[name] = svc
@@ -250,7 +253,7 @@ func (c *compiler) sortAliases() {
 	for _, sc := range c.services {
 		for net, nc := range sc.Networks {
 			slices.Sort(nc.Aliases)
-			if prev, ok := c.aliasOf[net][sc.Name]; ok && prev != c.owner[sc.Name] {
+			if prev, ok := c.aliasOf[net][sc.Name]; ok && prev != c.owner[sc.Name] && !c.clashed[sc.Name] {
 				svc := c.owner[sc.Name]
 				c.diags = append(c.diags, diag.Errorf(svc.Pos, "service %q clashes with the name %q of %s on network %q; rename one with AS",
 					sc.Name, sc.Name, prev.Pos.Short(), net))

@@ -19,6 +19,7 @@ package grammar
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/alecthomas/participle/v2"
@@ -160,11 +161,55 @@ func (p *Parser) Parse(name string, src []byte) (*File, error) {
 	f, err := p.p.ParseBytes(name, src)
 	if err != nil {
 		if pe, ok := err.(participle.Error); ok {
-			return nil, &diag.Diagnostic{Pos: Position(pe.Position()), Msg: pe.Message(), Err: err}
+			pos := Position(pe.Position())
+			return nil, &diag.Diagnostic{Pos: pos, Msg: message(pe, src, pos.Offset), Err: err}
 		}
 		return nil, diag.Wrap(diag.Pos{File: name}, fmt.Errorf("parse: %w", err))
 	}
 	return f, nil
+}
+
+// message rewrites participle's messages, which speak of grammar rules,
+// in the language's own words.
+func message(pe participle.Error, src []byte, off int) string {
+	if ut, ok := pe.(*participle.UnexpectedTokenError); ok {
+		found := fmt.Sprintf("%q", ut.Unexpected.Value)
+		switch {
+		case ut.Unexpected.EOF():
+			found = "end of file"
+		case IsKeyword(ut.Unexpected.Value):
+			found = "keyword " + ut.Unexpected.Value
+		}
+		expect := ut.Message()
+		if i := strings.Index(expect, "(expected "); i >= 0 {
+			expect = expect[i+len("(expected "):]
+		}
+		want := "a statement (ENV, IMAGE, IMAGES or EXPOSE)"
+		switch {
+		case strings.HasPrefix(expect, "Word"):
+			want = "a name"
+		case strings.HasPrefix(expect, "Set"):
+			want = "KEY=VALUE after SET"
+		case strings.HasPrefix(expect, "(<word> | <string>"):
+			want = "a value (a word or a quoted string)"
+		case strings.HasPrefix(expect, "Cmd"), strings.HasPrefix(expect, "String"), strings.HasPrefix(expect, `"["`):
+			want = "a quoted string or [list of strings]"
+		case strings.HasPrefix(expect, `"="`):
+			want = "'=' (SET KEY=VALUE)"
+		case strings.HasPrefix(expect, `"]"`), strings.HasPrefix(expect, `","`):
+			want = "',' or ']'"
+		}
+		return "unexpected " + found + ", expected " + want
+	}
+	msg := pe.Message()
+	if strings.Contains(msg, "invalid input text") && off >= 0 && off < len(src) {
+		if src[off] == '"' {
+			return "unterminated string (strings end on the same line)"
+		}
+		r, _ := utf8.DecodeRune(src[off:])
+		return fmt.Sprintf("unexpected character %q", r)
+	}
+	return msg
 }
 
 // Position converts a participle position to a diagnostic position.

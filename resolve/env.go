@@ -29,7 +29,7 @@ func (s *run) instantiate(f *file, name string, pos diag.Pos) *Env {
 	s.stack = append(s.stack, frame{file: f})
 	defer func() { s.stack = s.stack[:len(s.stack)-1] }()
 
-	sc := &scope{env: env, services: map[string]*Service{}, includes: map[string]*Include{}}
+	sc := &scope{env: env, services: map[string]*Service{}, includes: map[string]*Include{}, failed: map[string]bool{}}
 	for _, st := range f.ast.Statements {
 		if st.Env != nil {
 			s.include(f, sc, st.Env)
@@ -59,6 +59,9 @@ type scope struct {
 	env      *Env
 	services map[string]*Service
 	includes map[string]*Include
+	// failed holds names whose statement had an error, so that targets
+	// naming them are not reported a second time
+	failed map[string]bool
 	// pending LINK words, checked once every service is known
 	pending []pendingLink
 }
@@ -85,12 +88,13 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		s.errorf(pos, "environment %q is already included at %s", name, prev.Pos)
 		return
 	}
+	sc.failed[name] = true // until it succeeds
 	f, err := s.lookup(from, ref, pos)
 	if err != nil {
 		s.diags = append(s.diags, diag.Wrap(pos, err))
 		return
 	}
-	s.stack[len(s.stack)-1].pos = pos
+	s.stack[len(s.stack)-1].pos, s.stack[len(s.stack)-1].ref = pos, ref
 	for i, fr := range s.stack {
 		if fr.file.loc.key() == f.loc.key() {
 			s.errorf(pos, "include cycle: %s", s.cycle(i, f))
@@ -110,6 +114,7 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		return
 	}
 	inc := &Include{Env: env, Pos: pos}
+	delete(sc.failed, name)
 	sc.includes[name] = inc
 	sc.env.Includes = append(sc.env.Includes, inc)
 	if !slices.Contains(env.IncludedBy, sc.env) {
@@ -121,7 +126,7 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 func (s *run) cycle(i int, f *file) string {
 	var b strings.Builder
 	for _, fr := range s.stack[i:] {
-		fmt.Fprintf(&b, "%s ENV -> ", fr.pos.Short())
+		fmt.Fprintf(&b, "%s ENV %s -> ", fr.pos.Short(), fr.ref)
 	}
 	b.WriteString(s.display(f.loc.displayPath()))
 	return b.String()
@@ -150,6 +155,8 @@ func (s *run) target(sc *scope, w *grammar.Word) (Target, bool) {
 	}
 	inc, isEnv := sc.includes[w.Value]
 	switch {
+	case !isSvc && !isEnv && sc.failed[w.Value]:
+		// already reported
 	case isSvc && isEnv:
 		s.errorf(pos, "%q names both a service and an included environment; rename one with AS", w.Value)
 	case isSvc:

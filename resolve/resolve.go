@@ -95,16 +95,17 @@ type run struct {
 	ctx    context.Context
 	graph  *Graph
 	diags  diag.List
-	files  map[string]*file   // parsed files by location key
-	byName map[string]*Env    // instances by name
-	defOf  map[*Env]string    // instance -> location key of its definition
-	roots  map[string]string  // directory -> source root, for local files
-	stack  []frame            // the includes being resolved, for cycles
+	files  map[string]*file  // parsed files by location key
+	byName map[string]*Env   // instances by name
+	defOf  map[*Env]string   // instance -> location key of its definition
+	roots  map[string]string // directory -> source root, for local files
+	stack  []frame           // the includes being resolved, for cycles
 }
 
 type frame struct {
 	file *file
 	pos  diag.Pos // the ENV statement that leads to the next frame
+	ref  string   // its reference
 }
 
 func (s *run) errorf(pos diag.Pos, format string, args ...any) {
@@ -303,14 +304,13 @@ func (r *run) fileLoc(abs string) location {
 	return location{kind: kindFile, path: abs, root: r.sourceRoot(filepath.Dir(abs))}
 }
 
-// display shows a file path relative to the working directory when it is
-// inside it.
+// display shows a file path relative to the working directory.
 func (r *run) display(p string) string {
 	if !filepath.IsAbs(p) || r.r.opts.WorkDir == "" {
 		return p
 	}
 	rel, err := filepath.Rel(r.r.opts.WorkDir, p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	if err != nil {
 		return p
 	}
 	return rel

@@ -27,6 +27,7 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 	named, err := reference.ParseNormalizedNamed(ref.Value)
 	if err != nil {
 		s.errorf(pos, "invalid image reference %q: %v", ref.Value, err)
+		sc.failed[ref.Value] = true
 		return
 	}
 	svc := &Service{Env: sc.env, Name: path.Base(reference.Path(named)), Image: ref.Value, Pos: pos}
@@ -65,6 +66,7 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 	}
 	if !envName.MatchString(svc.Name) {
 		s.errorf(namePos, "invalid service name %q: use lowercase letters, digits, '.', '_' and '-'", svc.Name)
+		sc.failed[svc.Name] = true
 		return
 	}
 	if prev, ok := sc.services[svc.Name]; ok {
