@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+
+	"github.com/alebellu/denv/diag"
 
 	"github.com/spf13/cobra"
 )
@@ -20,10 +23,22 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(context.Background()); err != nil {
-		fmt.Fprintln(stderr, "denv: "+err.Error())
+		printError(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// printError prints err once: diagnostics as they are, one
+// "file:line:col: message" per line; anything else after "denv: ".
+func printError(w io.Writer, err error) {
+	var list diag.List
+	var d *diag.Diagnostic
+	if errors.As(err, &list) || (errors.As(err, &d) && d.Pos.File != "") {
+		fmt.Fprintln(w, err.Error())
+		return
+	}
+	fmt.Fprintln(w, "denv: "+err.Error())
 }
 
 func newRootCmd() *cobra.Command {
