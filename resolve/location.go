@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/alebellu/denv/remote"
 )
 
 type kind int
@@ -32,7 +34,7 @@ type location struct {
 func (l location) key() string {
 	switch l.kind {
 	case kindRemote:
-		return fmt.Sprintf("github:%s:%s@%s:%s", l.owner, l.repo, l.ref, l.path)
+		return remote.Ref{Owner: l.owner, Repo: l.repo, Ref: l.ref, Path: l.path}.String()
 	case kindStore:
 		return "store:" + l.path
 	}
@@ -84,8 +86,6 @@ func (l location) bindBase() string {
 
 var (
 	defSegment = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	ghName     = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-	ghRef      = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
 )
 
 // validDefName checks a bare definition reference: lowercase path segments
@@ -113,23 +113,11 @@ func validDefName(name string) error {
 
 // parseGitHub parses github:OWNER:REPO[@REF]:PATH.
 func parseGitHub(s string) (location, error) {
-	parts := strings.SplitN(strings.TrimPrefix(s, "github:"), ":", 3)
-	if len(parts) != 3 {
-		return location{}, fmt.Errorf("invalid reference %q: want github:OWNER:REPO[@REF]:PATH", s)
+	r, err := remote.ParseRef(s)
+	if err != nil {
+		return location{}, err
 	}
-	owner, repo, p := parts[0], parts[1], parts[2]
-	ref := "HEAD"
-	if i := strings.IndexByte(repo, '@'); i >= 0 {
-		repo, ref = repo[:i], repo[i+1:]
-	}
-	if !ghName.MatchString(owner) || !ghName.MatchString(repo) || !ghRef.MatchString(ref) || strings.Contains(ref, "..") {
-		return location{}, fmt.Errorf("invalid reference %q: bad owner, repository or ref", s)
-	}
-	p = strings.TrimSuffix(p, ".denv")
-	if err := validDefName(p); err != nil {
-		return location{}, fmt.Errorf("invalid reference %q: %w", s, err)
-	}
-	return location{kind: kindRemote, owner: owner, repo: repo, ref: ref, path: p}, nil
+	return location{kind: kindRemote, owner: r.Owner, repo: r.Repo, ref: r.Ref, path: r.Path}, nil
 }
 
 // lastElem is the last path element of a reference.

@@ -1,0 +1,49 @@
+# denv's build, test and demo entry points. `make test` is what CI runs.
+GO      ?= go
+BIN     := bin/denv
+FUZZTIME ?= 10m
+
+.PHONY: build test unit check docker images demo compile-examples bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/denv
+
+# check: formatting and vet, before any test.
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# docker: make a Docker daemon reachable (installs and starts one as root).
+docker:
+	scripts/docker-up.sh
+
+# images: the seed's demo images, built locally with no registry.
+images: docker
+	scripts/build-images.sh
+
+# test: everything, end-to-end tests on the real engine included. With
+# DENV_E2E=require (as CI sets) a missing daemon fails instead of skipping.
+test: check
+	@if [ "$$DENV_E2E" != "skip" ]; then $(MAKE) --no-print-directory images; fi
+	$(GO) test -count=1 -timeout 25m ./...
+
+# unit: the tests that need no Docker daemon.
+unit: check
+	DENV_E2E=skip $(GO) test -count=1 ./...
+
+# compile-examples: the compiler's main job on the seed's examples.
+compile-examples: build
+	$(BIN) compile examples/expert-system-env.denv
+
+# demo: run the seed's expert-system environment and print its endpoint.
+demo: build images
+	$(BIN) compile examples/expert-system-env.denv
+
+fuzz:
+	$(GO) test ./grammar -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

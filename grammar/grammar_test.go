@@ -1,0 +1,105 @@
+package grammar_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alebellu/denv/grammar"
+)
+
+func TestParseStatements(t *testing.T) {
+	src := `# comment
+ENV ex/web-env AS web
+IMAGES a/b, c d:1
+IMAGE ex/db AS store
+    LINK web, d
+    PORT 8080, 9000:80/udp
+    VOLUME data:/data
+    SET PORT=80 SET NAME="a \"b\""
+    CMD ["x", "y z"]
+IMAGE ex/w CMD "run --fast"
+EXPOSE store, web
+`
+	f, err := grammar.NewParser().Parse("t.denv", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.Statements); n != 5 {
+		t.Fatalf("%d statements, want 5", n)
+	}
+	env := f.Statements[0].Env
+	if env.Ref.Value != "ex/web-env" || env.As.Value != "web" || env.Ref.Pos.Line != 2 || env.Ref.Pos.Column != 5 {
+		t.Errorf("ENV = %+v %+v", env.Ref, env.As)
+	}
+	var refs []string
+	for _, r := range f.Statements[1].Images.Refs {
+		refs = append(refs, r.Value)
+	}
+	if got := strings.Join(refs, " "); got != "a/b c d:1" {
+		t.Errorf("IMAGES = %q", got)
+	}
+	img := f.Statements[2].Image
+	if img.Ref.Value != "ex/db" || len(img.Clauses) != 7 {
+		t.Fatalf("IMAGE = %q with %d clauses", img.Ref.Value, len(img.Clauses))
+	}
+	set := img.Clauses[4].Set
+	if set.Key != "PORT" || set.Value != "80" {
+		t.Errorf("SET = %+v (a keyword key must parse)", set)
+	}
+	if v := img.Clauses[5].Set.Value; v != `a "b"` {
+		t.Errorf("quoted SET value = %q", v)
+	}
+	if c := img.Clauses[6].Cmd.Exec; len(c) != 2 || c[1] != "y z" {
+		t.Errorf("CMD exec = %q", c)
+	}
+	if c := f.Statements[3].Image.Clauses[0].Cmd.Shell; c == nil || *c != "run --fast" {
+		t.Errorf("CMD shell = %v", c)
+	}
+	if ts := f.Statements[4].Expose.Targets; len(ts) != 2 || ts[1].Pos.Line != 11 {
+		t.Errorf("EXPOSE = %+v", ts)
+	}
+}
+
+func TestParseLimits(t *testing.T) {
+	p := grammar.NewParser()
+	big := make([]byte, grammar.MaxFileSize+1)
+	for i := range big {
+		big[i] = ' '
+	}
+	if _, err := p.Parse("big.denv", big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversize file: %v", err)
+	}
+	if _, err := p.Parse("bin.denv", []byte("IMAGE a\n\xff")); err == nil || err.Error() != "bin.denv:2:1: invalid UTF-8" {
+		t.Errorf("non-UTF-8: %v", err)
+	}
+	// a 1 MiB single line parses without trouble
+	line := "IMAGES " + strings.Repeat("a ", (grammar.MaxFileSize-8)/2)
+	f, err := p.Parse("long.denv", []byte(line))
+	if err != nil || len(f.Statements[0].Images.Refs) < 1000 {
+		t.Errorf("long line: %v", err)
+	}
+}
+
+// FuzzParse feeds arbitrary bytes to the parser: it must never panic, and
+// every error must carry the file name and a position.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("../testdata/golden/*.denv")
+	more, _ := filepath.Glob("../testdata/golden/lib/*.denv")
+	for _, s := range append(seeds, more...) {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("IMAGE a SET X=\"\\\"\" CMD [\"a\",\"b\"]"))
+	p := grammar.NewParser()
+	f.Fuzz(func(t *testing.T, src []byte) {
+		_, err := p.Parse("fuzz.denv", src)
+		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.denv") {
+			t.Errorf("error without position: %v", err)
+		}
+	})
+}
