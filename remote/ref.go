@@ -25,10 +25,15 @@ const DefaultRef = "HEAD"
 // Ref is a parsed remote reference: the file Path + ".denv" in the GitHub
 // repository Owner/Repo at Ref.
 type Ref struct {
+	// Owner is the GitHub user or organisation.
 	Owner string
-	Repo  string
-	Ref   string
-	Path  string
+	// Repo is the repository name.
+	Repo string
+	// Ref is a branch, tag or commit; HEAD is the default branch.
+	Ref string
+	// Path is the file's "/"-separated path from the repository root,
+	// without the .denv extension.
+	Path string
 }
 
 // ParseRef parses s, of the form github:OWNER:REPO[@REF]:PATH, where PATH is
