@@ -1,0 +1,334 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/compose/v5/pkg/api"
+	"github.com/moby/moby/client"
+)
+
+// DefaultWaitTimeout bounds how long [Backend.Up] and [Backend.Start] wait
+// for the containers to be running (healthy when they have a healthcheck)
+// when the options do not say otherwise.
+const DefaultWaitTimeout = 2 * time.Minute
+
+// cleanupTimeout bounds the removal of what a failed Up created.
+const cleanupTimeout = time.Minute
+
+// ErrNotFound is matched (with errors.Is) by errors about an environment
+// that has no container.
+const ErrNotFound = sentinelError("environment not found")
+
+// UpOptions tunes [Backend.Up].
+type UpOptions struct {
+	// WaitTimeout bounds the wait for every container to be running
+	// (healthy when it has a healthcheck); 0 means DefaultWaitTimeout.
+	WaitTimeout time.Duration
+	// RemoveOrphans removes the containers of services that are no longer
+	// in the project.
+	RemoveOrphans bool
+}
+
+// Up creates and starts, detached, every service of project (compose's
+// `up --detach --wait`): networks and volumes, then containers, and waits
+// until they run. Containers whose configuration did not change are kept.
+// Nothing is pulled for images present locally (compose's pull policy
+// "missing", or whatever pull_policy the project sets).
+//
+// If Up fails, it removes what this call created - containers, networks and
+// volumes that did not exist before it - and reports what failed. It never
+// removes a container, network or volume that existed before the call.
+func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions) error {
+	if project == nil || project.Name == "" {
+		return errors.New("cannot start an environment: no project")
+	}
+	before, err := b.snapshot(ctx, project.Name)
+	if err != nil {
+		return fmt.Errorf("cannot start environment %s: %w", project.Name, err)
+	}
+	wait := opts.WaitTimeout
+	if wait <= 0 {
+		wait = DefaultWaitTimeout
+	}
+	rec := &eventRecorder{}
+	svc, err := b.newCompose(rec)
+	if err != nil {
+		return err
+	}
+	upErr := svc.Up(ctx, project, api.UpOptions{
+		Create: api.CreateOptions{
+			RemoveOrphans:        opts.RemoveOrphans,
+			Recreate:             api.RecreateDiverged,
+			RecreateDependencies: api.RecreateDiverged,
+			Inherit:              true,
+			QuietPull:            true,
+		},
+		Start: api.StartOptions{
+			Project:     project,
+			Wait:        true,
+			WaitTimeout: wait,
+		},
+	})
+	if upErr == nil {
+		return nil
+	}
+
+	// Clean up with a context of our own: ctx may be what was cancelled.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	removed, cleanErr := b.removeCreatedSince(cctx, project.Name, before)
+	msg := fmt.Sprintf("cannot start environment %s: %s%s", project.Name, failedAt(project.Name, rec), composeMsg(upErr))
+	if missing := b.missingImages(cctx, project, msg); len(missing) > 0 {
+		msg += " (not available locally: " + strings.Join(missing, ", ") + ")"
+	}
+	if ctx.Err() != nil && !strings.Contains(msg, "context canceled") {
+		msg += " (interrupted)"
+	}
+	if removed != "" {
+		msg += "; removed what it had created: " + removed
+	}
+	if cleanErr != nil {
+		msg += "; cleanup failed: " + oneLine(cleanErr)
+	}
+	return errors.New(msg)
+}
+
+// Start starts the existing containers of the environment name and waits
+// until they run. It needs no project file: compose rebuilds the project
+// from the containers' labels. It fails with [ErrNotFound] when the
+// environment has no container.
+func (b *Backend) Start(ctx context.Context, name string) error {
+	rec := &eventRecorder{}
+	svc, err := b.newCompose(rec)
+	if err != nil {
+		return err
+	}
+	err = svc.Start(ctx, name, api.StartOptions{
+		Wait:        true,
+		WaitTimeout: DefaultWaitTimeout,
+	})
+	if err != nil {
+		return lifecycleErr("start", name, rec, err)
+	}
+	return nil
+}
+
+// Stop stops the running containers of the environment name, keeping them
+// (and their volumes) so that [Backend.Start] brings it back. Stopping an
+// environment that has no container is not an error.
+func (b *Backend) Stop(ctx context.Context, name string) error {
+	rec := &eventRecorder{}
+	svc, err := b.newCompose(rec)
+	if err != nil {
+		return err
+	}
+	if err := svc.Stop(ctx, name, api.StopOptions{}); err != nil {
+		return lifecycleErr("stop", name, rec, err)
+	}
+	return nil
+}
+
+// Down stops and removes the containers and networks of the environment
+// name, and its named volumes too when removeVolumes is set. External
+// volumes and networks are never removed. Downing an environment that does
+// not exist is not an error.
+func (b *Backend) Down(ctx context.Context, name string, removeVolumes bool) error {
+	rec := &eventRecorder{}
+	svc, err := b.newCompose(rec)
+	if err != nil {
+		return err
+	}
+	err = svc.Down(ctx, name, api.DownOptions{
+		RemoveOrphans: true,
+		Volumes:       removeVolumes,
+	})
+	if err != nil {
+		return lifecycleErr("remove", name, rec, err)
+	}
+	return nil
+}
+
+// missingImages lists the images of project's services that are not
+// present locally and not named in the message already, to explain a
+// failed Up (e.g. a pull that could not reach its registry).
+func (b *Backend) missingImages(ctx context.Context, project *types.Project, already string) []string {
+	seen := map[string]bool{}
+	var missing []string
+	for _, name := range project.ServiceNames() {
+		image := project.Services[name].Image
+		if image == "" || seen[image] {
+			continue
+		}
+		seen[image] = true
+		if strings.Contains(already, image) {
+			continue // the error already names it
+		}
+		if _, err := b.api.ImageInspect(ctx, image); err != nil && isNotFound(err) {
+			missing = append(missing, image)
+		}
+	}
+	return missing
+}
+
+func lifecycleErr(verb, name string, rec *eventRecorder, err error) error {
+	if api.IsNotFoundError(err) && strings.Contains(err.Error(), "no container found") {
+		return fmt.Errorf("cannot %s environment %s: %w", verb, name, ErrNotFound)
+	}
+	return fmt.Errorf("cannot %s environment %s: %s%s", verb, name, failedAt(name, rec), composeMsg(err))
+}
+
+// failedAt names what failed according to compose's progress events, as a
+// message prefix ("service b: "), or returns "" when that is not a single
+// resource.
+func failedAt(project string, rec *eventRecorder) string {
+	var names []string
+	for _, id := range rec.culprits() {
+		if n := resourceName(project, id); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if len(names) != 1 {
+		return ""
+	}
+	return names[0] + ": "
+}
+
+// resourceName turns a compose progress event ID into words: "service:b:1"
+// and "Container P-b-1" give "service b", "Image x" gives "image x",
+// "Network P_n" gives "network n", "Volume P_v" gives "volume v".
+func resourceName(project, id string) string {
+	kind, rest, _ := strings.Cut(id, " ")
+	switch kind {
+	case "Container":
+		s := strings.TrimPrefix(rest, project+api.Separator)
+		if i := strings.LastIndex(s, api.Separator); i > 0 {
+			s = s[:i]
+		}
+		return "service " + s
+	case "Image":
+		return "image " + rest
+	case "Network":
+		return "network " + strings.TrimPrefix(rest, project+"_")
+	case "Volume":
+		return "volume " + strings.TrimPrefix(rest, project+"_")
+	}
+	if parts := strings.Split(id, ":"); len(parts) == 3 && parts[0] == "service" {
+		return "service " + parts[1]
+	}
+	return ""
+}
+
+// snapshot records the project's resources that exist before an Up, so that
+// a failed Up only removes what it created. Compose labels every container,
+// network and volume it creates with the project label, and labels cannot
+// change, so a labelled resource absent from the snapshot was created by
+// this Up.
+type snapshot struct {
+	containers map[string]bool
+	networks   map[string]bool
+	volumes    map[string]bool
+}
+
+func projectFilter(name string) client.Filters {
+	return make(client.Filters).Add("label", api.ProjectLabel+"="+name)
+}
+
+func (b *Backend) snapshot(ctx context.Context, name string) (snapshot, error) {
+	s := snapshot{containers: map[string]bool{}, networks: map[string]bool{}, volumes: map[string]bool{}}
+	cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: projectFilter(name)})
+	if err != nil {
+		return s, fmt.Errorf("cannot list containers: %s", oneLine(err))
+	}
+	for _, c := range cs.Items {
+		s.containers[c.ID] = true
+	}
+	ns, err := b.api.NetworkList(ctx, client.NetworkListOptions{Filters: projectFilter(name)})
+	if err != nil {
+		return s, fmt.Errorf("cannot list networks: %s", oneLine(err))
+	}
+	for _, n := range ns.Items {
+		s.networks[n.ID] = true
+	}
+	vs, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: projectFilter(name)})
+	if err != nil {
+		return s, fmt.Errorf("cannot list volumes: %s", oneLine(err))
+	}
+	for _, v := range vs.Items {
+		s.volumes[v.Name] = true
+	}
+	return s, nil
+}
+
+// removeCreatedSince removes the project's containers, networks and volumes
+// that are not in before, and says what it removed.
+func (b *Backend) removeCreatedSince(ctx context.Context, name string, before snapshot) (string, error) {
+	after, err := b.snapshot(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	var errs []error
+	var nc, nn, nv int
+	for id := range after.containers {
+		if before.containers[id] {
+			continue
+		}
+		// RemoveVolumes removes the container's anonymous volumes, which
+		// were created with it; named volumes are handled below.
+		_, err := b.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("container %.12s: %s", id, oneLine(err)))
+			continue
+		}
+		nc++
+	}
+	for id := range after.networks {
+		if before.networks[id] {
+			continue
+		}
+		if _, err := b.api.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("network %.12s: %s", id, oneLine(err)))
+			continue
+		}
+		nn++
+	}
+	for vol := range after.volumes {
+		if before.volumes[vol] {
+			continue
+		}
+		if _, err := b.api.VolumeRemove(ctx, vol, client.VolumeRemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("volume %s: %s", vol, oneLine(err)))
+			continue
+		}
+		nv++
+	}
+	var parts []string
+	if nc > 0 {
+		parts = append(parts, plural(nc, "container"))
+	}
+	if nn > 0 {
+		parts = append(parts, plural(nn, "network"))
+	}
+	if nv > 0 {
+		parts = append(parts, plural(nv, "volume"))
+	}
+	return strings.Join(parts, ", "), errors.Join(errs...)
+}
+
+// composeMsg is the one-line message of an error from compose, without the
+// engine's "Error response from daemon: " noise.
+func composeMsg(err error) string {
+	return strings.ReplaceAll(oneLine(err), "Error response from daemon: ", "")
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

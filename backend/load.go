@@ -1,0 +1,127 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/compose/v5/pkg/api"
+)
+
+// ComposeFileName is the file name under which [Load] registers the compiled
+// YAML in the project (and in the com.docker.compose.project.config_files
+// label). The file does not need to exist; a caller that writes the compiled
+// YAML there makes `docker compose -f` usable on the environment too.
+const ComposeFileName = "denv.compose.yaml"
+
+// composeModule is the module path of the Docker Compose SDK, used to find
+// its version for the com.docker.compose.version label.
+const composeModule = "github.com/docker/compose/v5"
+
+// composeSDKVersion is the version of the SDK denv is built against, used
+// when the build information is not available.
+const composeSDKVersion = "5.6.0"
+
+// Load parses a compose-spec YAML document through compose-go's loader, so
+// that the project is validated, interpolated (with the process
+// environment) and normalised exactly as `docker compose -f FILE up` would
+// do, and names it projectName. Relative paths in the YAML are resolved
+// against workingDir (the current directory when empty).
+//
+// Like `docker compose`, Load sets on every service the compose labels
+// (com.docker.compose.project, .service, .version, .oneoff=False,
+// .project.working_dir, .project.config_files) as CustomLabels, which
+// compose puts on the containers it creates; this is what makes `docker
+// compose ls` and `docker compose -p NAME ps|logs|down` see the environment.
+// Networks and volumes not used by any service are dropped, as compose does.
+func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*types.Project, error) {
+	if projectName == "" {
+		return nil, fmt.Errorf("cannot load the compose project: empty project name")
+	}
+	if normalized := loader.NormalizeProjectName(projectName); normalized != projectName {
+		return nil, fmt.Errorf("invalid project name %q: use lowercase letters, digits, '-' and '_', starting with a letter or digit (e.g. %q)", projectName, normalized)
+	}
+	if workingDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("cannot determine the working directory: %w", err)
+		}
+		workingDir = wd
+	}
+	workingDir, err := filepath.Abs(workingDir)
+	if err != nil {
+		return nil, fmt.Errorf("invalid working directory %q: %w", workingDir, err)
+	}
+	configFile := filepath.Join(workingDir, ComposeFileName)
+
+	env := types.NewMapping(os.Environ())
+	if _, ok := env["PWD"]; !ok {
+		env["PWD"] = workingDir
+	}
+	details := types.ConfigDetails{
+		WorkingDir:  workingDir,
+		ConfigFiles: []types.ConfigFile{{Filename: configFile, Content: yaml}},
+		Environment: env,
+	}
+	project, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
+		o.SetProjectName(projectName, true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("invalid compose project %s: %s", projectName, oneLine(err))
+	}
+	project.ComposeFiles = []string{configFile}
+
+	version := composeVersion()
+	for name, s := range project.Services {
+		s.CustomLabels = map[string]string{
+			api.ProjectLabel:     project.Name,
+			api.ServiceLabel:     name,
+			api.VersionLabel:     version,
+			api.WorkingDirLabel:  project.WorkingDir,
+			api.ConfigFilesLabel: strings.Join(project.ComposeFiles, ","),
+			api.OneoffLabel:      "False",
+		}
+		project.Services[name] = s
+	}
+	return project.WithoutUnnecessaryResources(), nil
+}
+
+// composeVersion is the value compose itself uses for the
+// com.docker.compose.version label. api.ComposeVersion is empty when compose
+// is used as a library (its version is injected at link time only), so fall
+// back to the SDK's module version.
+func composeVersion() string {
+	if api.ComposeVersion != "" {
+		return api.ComposeVersion
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == composeModule {
+				if dep.Replace != nil {
+					dep = dep.Replace
+				}
+				if v := strings.TrimPrefix(dep.Version, "v"); v != "" && v != "(devel)" {
+					return v
+				}
+			}
+		}
+	}
+	return composeSDKVersion
+}
+
+// oneLine flattens a possibly multi-line error message into one line.
+func oneLine(err error) string {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	parts := lines[:0]
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
