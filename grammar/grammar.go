@@ -37,75 +37,75 @@ type Pos = lexer.Position
 // File is one parsed definition file.
 type File struct {
 	Pos        Pos
-	Statements []*Statement `@@*`
+	Statements []*Statement `parser:"@@*"`
 }
 
 // Statement is one top-level statement; exactly one field is set.
 type Statement struct {
 	Pos    Pos
-	Env    *Env    `  @@`
-	Images *Images `| @@`
-	Image  *Image  `| @@`
-	Expose *Expose `| @@`
+	Env    *Env    `parser:"@@"`
+	Images *Images `parser:"| @@"`
+	Image  *Image  `parser:"| @@"`
+	Expose *Expose `parser:"| @@"`
 }
 
 // Word is a bare word (a name, reference, port or volume) with its position.
 type Word struct {
 	Pos   Pos
-	Value string `@Word`
+	Value string `parser:"@Word"`
 }
 
 // Env includes another environment definition.
 type Env struct {
 	Pos Pos
-	Ref *Word `"ENV" @@`
-	As  *Word `( "AS" @@ )?`
+	Ref *Word `parser:"'ENV' @@"`
+	As  *Word `parser:"( 'AS' @@ )?"`
 }
 
 // Images declares several services with no clauses.
 type Images struct {
 	Pos  Pos
-	Refs []*Word `"IMAGES" @@ ( ","? @@ )*`
+	Refs []*Word `parser:"'IMAGES' @@ ( ','? @@ )*"`
 }
 
 // Image declares one service.
 type Image struct {
 	Pos     Pos
-	Ref     *Word     `"IMAGE" @@`
-	Clauses []*Clause `@@*`
+	Ref     *Word     `parser:"'IMAGE' @@"`
+	Clauses []*Clause `parser:"@@*"`
 }
 
 // Clause qualifies an Image; exactly one field is set.
 type Clause struct {
 	Pos    Pos
-	As     *Word   `  "AS" @@`
-	Link   []*Word `| "LINK" @@ ( "," @@ )*`
-	Port   []*Word `| "PORT" @@ ( "," @@ )*`
-	Volume *Word   `| "VOLUME" @@`
-	Set    *Set    `| "SET" @@`
-	Cmd    *Cmd    `| "CMD" @@`
+	As     *Word   `parser:"'AS' @@"`
+	Link   []*Word `parser:"| 'LINK' @@ ( ',' @@ )*"`
+	Port   []*Word `parser:"| 'PORT' @@ ( ',' @@ )*"`
+	Volume *Word   `parser:"| 'VOLUME' @@"`
+	Set    *Set    `parser:"| 'SET' @@"`
+	Cmd    *Cmd    `parser:"| 'CMD' @@"`
 }
 
 // Set is an environment variable of a service. Keys may be keywords
 // (SET PORT=80), so they are matched as any word.
 type Set struct {
 	Pos   Pos
-	Key   string `@( Word | Keyword ) "="`
-	Value string `@( Word | String | Keyword )`
+	Key   string `parser:"@( Word | Keyword ) '='"`
+	Value string `parser:"@( Word | String | Keyword )"`
 }
 
 // Cmd is a service's command: Shell for the string form (split into words
 // like a shell would, without running one), Exec for the list form.
 type Cmd struct {
 	Pos   Pos
-	Shell *string  `  @String`
-	Exec  []string `| "[" @String ( "," @String )* "]"`
+	Shell *string  `parser:"@String"`
+	Exec  []string `parser:"| '[' @String ( ',' @String )* ']'"`
 }
 
 // Expose names the environment's interface.
 type Expose struct {
 	Pos     Pos
-	Targets []*Word `"EXPOSE" @@ ( "," @@ )*`
+	Targets []*Word `parser:"'EXPOSE' @@ ( ',' @@ )*"`
 }
 
 // IsKeyword reports whether w is a reserved word. A Word token with such a
@@ -125,27 +125,9 @@ type Parser struct {
 
 // NewParser builds the parser.
 func NewParser() *Parser {
-	def := lexer.MustSimple([]lexer.SimpleRule{
-		{Name: "Comment", Pattern: `#[^\n]*`},
-		{Name: "Whitespace", Pattern: `\s+`},
-		{Name: "String", Pattern: `"(?:\\.|[^"\\\n])*"`},
-		{Name: "Punct", Pattern: `[,=\[\]]`},
-		{Name: "Word", Pattern: `[^\s,=\[\]"#]+`},
-		// Keyword never matches input: Word tokens are re-typed below.
-		{Name: "Keyword", Pattern: `\x00KEYWORD\x00`},
-	})
-	kw := def.Symbols()["Keyword"]
 	return &Parser{p: participle.MustBuild[File](
-		participle.Lexer(def),
-		participle.Elide("Comment", "Whitespace"),
+		participle.Lexer(lexDef{}),
 		participle.Unquote("String"),
-		participle.Map(func(t lexer.Token) (lexer.Token, error) {
-			if IsKeyword(t.Value) {
-				t.Type = kw
-			}
-			return t, nil
-		}, "Word"),
-		participle.UseLookahead(2),
 	)}
 }
 
@@ -192,11 +174,11 @@ func message(pe participle.Error, src []byte, off int) string {
 			want = "KEY=VALUE after SET"
 		case strings.HasPrefix(expect, "(<word> | <string>"):
 			want = "a value (a word or a quoted string)"
-		case strings.HasPrefix(expect, "Cmd"), strings.HasPrefix(expect, "String"), strings.HasPrefix(expect, `"["`):
+		case strings.HasPrefix(expect, "Cmd"), strings.HasPrefix(expect, "String"), strings.HasPrefix(expect, `parser:"'['"`):
 			want = "a quoted string or [list of strings]"
-		case strings.HasPrefix(expect, `"="`):
+		case strings.HasPrefix(expect, `parser:"'='"`):
 			want = "'=' (SET KEY=VALUE)"
-		case strings.HasPrefix(expect, `"]"`), strings.HasPrefix(expect, `","`):
+		case strings.HasPrefix(expect, `parser:"']'"`), strings.HasPrefix(expect, `parser:"','"`):
 			want = "',' or ']'"
 		}
 		return "unexpected " + found + ", expected " + want

@@ -27,7 +27,11 @@ func (s *run) instantiate(f *file, name string, pos diag.Pos) *Env {
 	s.defOf[env] = f.loc.key()
 	s.graph.Envs = append(s.graph.Envs, env)
 	s.stack = append(s.stack, frame{file: f})
-	defer func() { s.stack = s.stack[:len(s.stack)-1] }()
+	s.onStack[f.loc.key()] = true
+	defer func() {
+		s.stack = s.stack[:len(s.stack)-1]
+		delete(s.onStack, f.loc.key())
+	}()
 
 	sc := &scope{env: env, services: map[string]*Service{}, includes: map[string]*Include{}, failed: map[string]bool{}}
 	for _, st := range f.ast.Statements {
@@ -95,11 +99,10 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		return
 	}
 	s.stack[len(s.stack)-1].pos, s.stack[len(s.stack)-1].ref = pos, ref
-	for i, fr := range s.stack {
-		if fr.file.loc.key() == f.loc.key() {
-			s.errorf(pos, "include cycle: %s", s.cycle(i, f))
-			return
-		}
+	if s.onStack[f.loc.key()] {
+		i := slices.IndexFunc(s.stack, func(fr frame) bool { return fr.file.loc.key() == f.loc.key() })
+		s.errorf(pos, "include cycle: %s", s.cycle(i, f))
+		return
 	}
 	env, ok := s.byName[name]
 	switch {
@@ -117,9 +120,8 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 	delete(sc.failed, name)
 	sc.includes[name] = inc
 	sc.env.Includes = append(sc.env.Includes, inc)
-	if !slices.Contains(env.IncludedBy, sc.env) {
-		env.IncludedBy = append(env.IncludedBy, sc.env)
-	}
+	// sc.includes holds each name once, so sc.env is not in IncludedBy yet
+	env.IncludedBy = append(env.IncludedBy, sc.env)
 }
 
 // cycle prints the includes from stack frame i back to f, file:line each.

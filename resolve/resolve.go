@@ -68,12 +68,13 @@ func New(opts Options) *Resolver {
 // one diag.List.
 func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
 	s := &run{
-		r:      r,
-		ctx:    ctx,
-		files:  map[string]*file{},
-		byName: map[string]*Env{},
-		defOf:  map[*Env]string{},
-		roots:  map[string]string{},
+		r:       r,
+		ctx:     ctx,
+		files:   map[string]*file{},
+		byName:  map[string]*Env{},
+		defOf:   map[*Env]string{},
+		roots:   map[string]string{},
+		onStack: map[string]bool{},
 	}
 	f, err := s.root(arg)
 	if err != nil {
@@ -91,15 +92,16 @@ func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
 
 // run is the state of one Resolve call.
 type run struct {
-	r      *Resolver
-	ctx    context.Context
-	graph  *Graph
-	diags  diag.List
-	files  map[string]*file  // parsed files by location key
-	byName map[string]*Env   // instances by name
-	defOf  map[*Env]string   // instance -> location key of its definition
-	roots  map[string]string // directory -> source root, for local files
-	stack  []frame           // the includes being resolved, for cycles
+	r       *Resolver
+	ctx     context.Context
+	graph   *Graph
+	diags   diag.List
+	files   map[string]*file  // parsed files by location key
+	byName  map[string]*Env   // instances by name
+	defOf   map[*Env]string   // instance -> location key of its definition
+	roots   map[string]string // directory -> source root, for local files
+	stack   []frame           // the includes being resolved, for cycles
+	onStack map[string]bool   // location keys of the stack's files
 }
 
 type frame struct {

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/compile"
-	"github.com/alebellu/denv/resolve"
 )
 
 type compileOptions struct {
@@ -17,7 +16,7 @@ type compileOptions struct {
 	name   string
 }
 
-func newCompileCmd() *cobra.Command {
+func newCompileCmd(a *app) *cobra.Command {
 	var opts compileOptions
 	cmd := &cobra.Command{
 		Use:   "compile DEF",
@@ -26,7 +25,7 @@ func newCompileCmd() *cobra.Command {
 and prints the compose-spec project that denv run would start.`,
 		Args: exactArgs(1, "DEF"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCompile(cmd, opts, args[0])
+			return runCompile(cmd, a, opts, args[0])
 		},
 	}
 	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "write to `FILE` instead of standard output")
@@ -34,16 +33,8 @@ and prints the compose-spec project that denv run would start.`,
 	return cmd
 }
 
-func runCompile(cmd *cobra.Command, opts compileOptions, def string) error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	g, err := resolve.New(resolve.Options{WorkDir: wd}).Resolve(cmd.Context(), def)
-	if err != nil {
-		return err
-	}
-	p, err := compile.Compile(g, compile.Options{Name: opts.name, BaseDir: wd})
+func runCompile(cmd *cobra.Command, a *app, opts compileOptions, def string) error {
+	p, _, err := a.build(cmd.Context(), def, opts.name)
 	if err != nil {
 		return err
 	}

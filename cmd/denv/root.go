@@ -49,6 +49,9 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.AddCommand(newCompileCmd())
+	a := newApp()
+	root.AddCommand(
+		newCompileCmd(a),
+	)
 	return root
 }
