@@ -52,6 +52,12 @@ func newRootCmd() *cobra.Command {
 	a := newApp()
 	root.AddCommand(
 		newCompileCmd(a),
+		newRunCmd(a),
+		newEnvsCmd(a),
+		newStartCmd(a),
+		newStopCmd(a),
+		newRmCmd(a),
+		newLogsCmd(a),
 	)
 	return root
 }

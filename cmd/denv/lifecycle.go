@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alebellu/denv/backend"
+)
+
+func newStartCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "start ID",
+		Short: "Start a stopped environment",
+		Long: `Start starts the containers of the environment ID again, with the data its
+volumes kept. When its containers are gone (status "missing" in
+'denv envs --all'), they are created again from the project recorded when
+it was first run, not from the definition as it is now.`,
+		Args: exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStart(cmd, a, args[0])
+		},
+	}
+}
+
+func runStart(cmd *cobra.Command, a *app, id string) error {
+	ctx := cmd.Context()
+	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	es, err := a.openEnvs()
+	if err != nil {
+		return err
+	}
+	rec, err := getRecord(es, id)
+	if err != nil {
+		return err
+	}
+	err = b.Start(ctx, id)
+	if errors.Is(err, backend.ErrNotFound) {
+		err = upRecord(ctx, b, rec)
+	}
+	if err != nil {
+		return err
+	}
+	return printEndpoints(ctx, cmd.OutOrStdout(), b, id)
+}
+
+func newStopCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop ID",
+		Short: "Stop an environment, keeping its containers and data",
+		Args:  exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStop(cmd, a, args[0])
+		},
+	}
+}
+
+func runStop(cmd *cobra.Command, a *app, id string) error {
+	ctx := cmd.Context()
+	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	es, err := a.openEnvs()
+	if err != nil {
+		return err
+	}
+	if _, err := getRecord(es, id); err != nil {
+		return err
+	}
+	return b.Stop(ctx, id)
+}
+
+type rmOptions struct {
+	volumes bool
+	force   bool
+}
+
+func newRmCmd(a *app) *cobra.Command {
+	var opts rmOptions
+	cmd := &cobra.Command{
+		Use:   "rm ID [--volumes] [--force]",
+		Short: "Remove an environment",
+		Long: `Rm removes the containers and networks of the environment ID and its
+record. Like 'docker rm', it refuses an environment that has running
+containers unless --force is given (which stops them first). Named volumes
+are kept unless --volumes is given.`,
+		Args: exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRm(cmd, a, opts, args[0])
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.volumes, "volumes", "v", false, "also remove the environment's named volumes")
+	cmd.Flags().BoolVarP(&opts.force, "force", "f", false, "remove the environment even when it is running")
+	return cmd
+}
+
+func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
+	ctx := cmd.Context()
+	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	es, err := a.openEnvs()
+	if err != nil {
+		return err
+	}
+	if _, err := getRecord(es, id); err != nil {
+		return err
+	}
+	if !opts.force {
+		cs, err := b.Ps(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.State == "running" || c.State == "restarting" {
+				return fmt.Errorf("environment %q is running: stop it first or use 'denv rm --force %s'", id, id)
+			}
+		}
+	}
+	if err := b.Down(ctx, id, opts.volumes); err != nil {
+		return err
+	}
+	return es.Remove(id)
+}

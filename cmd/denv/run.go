@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/spf13/cobra"
+
+	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/compile"
+	"github.com/alebellu/denv/envs"
+	"github.com/alebellu/denv/store"
+)
+
+// publishImagePortsLabel marks the services whose image's EXPOSE ports the
+// runtime publishes (root-exposed services without PORT clauses).
+const publishImagePortsLabel = "denv.publish-image-ports"
+
+// endpointHost is the host printed in endpoints: published ports are bound
+// on every interface of the daemon's machine, which for the local engine
+// denv targets is this one.
+const endpointHost = "127.0.0.1"
+
+type runOptions struct {
+	name string
+}
+
+func newRunCmd(a *app) *cobra.Command {
+	var opts runOptions
+	cmd := &cobra.Command{
+		Use:   "run DEF [-n NAME]",
+		Short: "Start an environment",
+		Long: `Run compiles DEF (a .denv file, a stored definition or a github: reference)
+and starts it, detached, as the Docker Compose project NAME, then prints
+each published endpoint. Without -n the id is the first free
+"ENV-1", "ENV-2", ... after the root environment's name.
+
+The compiled project is kept under $DENV_HOME/envs/NAME/compose.yaml; later
+commands (envs, start, stop, rm, logs) act on it. If starting fails, what
+this run created is removed and nothing is recorded.`,
+		Args: exactArgs(1, "DEF"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd, a, opts, args[0])
+		},
+	}
+	cmd.Flags().StringVarP(&opts.name, "name", "n", "", "environment id `NAME` (default: a free id from the definition's name)")
+	return cmd
+}
+
+func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error) {
+	if opts.name != "" {
+		if err := envs.ValidID(opts.name); err != nil {
+			return err
+		}
+	}
+	// Ctrl-C while starting still cleans up (Up removes what it created).
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The daemon first: when it cannot be reached nothing is written.
+	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	es, err := a.openEnvs()
+	if err != nil {
+		return err
+	}
+	var res *envs.Reservation
+	if opts.name != "" {
+		// Claim the name before the work, so that a taken name fails fast.
+		if res, err = es.Reserve(opts.name); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				res.Abort()
+			}
+		}()
+	}
+	p, g, err := a.build(ctx, def, opts.name)
+	if err != nil {
+		return err
+	}
+	if res == nil {
+		if res, err = reserveFree(es, idBase(g.Root.Name)); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				res.Abort()
+			}
+		}()
+		p.Name = res.ID()
+	}
+	yaml, err := compile.YAML(p)
+	if err != nil {
+		return err
+	}
+	wd := p.WorkingDir
+	if wd == "" {
+		if wd, err = os.Getwd(); err != nil {
+			return err
+		}
+	}
+	rec := envs.Record{
+		ID:         res.ID(),
+		Definition: g.Root.Def,
+		Digest:     digest(yaml),
+		Created:    time.Now().UTC(),
+		Engine:     "local",
+		WorkDir:    wd,
+		Project:    yaml,
+	}
+	if err := upRecord(ctx, b, rec); err != nil {
+		return err
+	}
+	if err := res.Commit(rec); err != nil {
+		// Nothing recorded: do not leave an environment no command knows.
+		downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if derr := b.Down(downCtx, rec.ID, false); derr != nil {
+			return fmt.Errorf("%w (and removing the environment failed: %v)", err, derr)
+		}
+		return err
+	}
+	return printEndpoints(ctx, cmd.OutOrStdout(), b, rec.ID)
+}
+
+// upRecord loads the recorded project, publishes the image ports of the
+// services that ask for it, and starts it.
+func upRecord(ctx context.Context, b *backend.Backend, rec envs.Record) error {
+	p, err := backend.Load(ctx, rec.Project, rec.ID, rec.WorkDir)
+	if err != nil {
+		return err
+	}
+	if err := b.PublishImagePorts(ctx, p, imagePortServices(p)); err != nil {
+		return err
+	}
+	return b.Up(ctx, p, backend.UpOptions{})
+}
+
+// imagePortServices lists the services labelled denv.publish-image-ports.
+func imagePortServices(p *types.Project) []string {
+	var names []string
+	for _, name := range p.ServiceNames() {
+		if p.Services[name].Labels[publishImagePortsLabel] == "true" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// reserveFree claims the first free "base-N", retrying when a concurrent
+// run claims the same one first.
+func reserveFree(es *envs.Store, base string) (*envs.Reservation, error) {
+	for {
+		id, err := es.FreeID(base)
+		if err != nil {
+			return nil, err
+		}
+		res, err := es.Reserve(id)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return res, err
+	}
+}
+
+// idBase turns an environment name into a valid id prefix: environment
+// names may hold '.', which compose project names may not.
+func idBase(name string) string {
+	base := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(name))
+	base = strings.TrimLeft(base, "-_")
+	if base == "" {
+		return "env"
+	}
+	return base
+}
+
+func digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// printEndpoints prints "SERVICE  http://127.0.0.1:PORT" for each published
+// TCP port of the environment id.
+func printEndpoints(ctx context.Context, w io.Writer, b *backend.Backend, id string) error {
+	cs, err := b.Ps(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		for _, p := range c.Ports {
+			if p.Protocol != "tcp" {
+				continue
+			}
+			if _, err := fmt.Fprintf(w, "%s  http://%s:%d\n", p.Service, endpointHost, p.HostPort); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// backend connects to the user's Docker daemon, with compose progress on
+// progress.
+func (a *app) backend(ctx context.Context, progress io.Writer) (*backend.Backend, error) {
+	return backend.New(ctx, backend.WithProgress(progress))
+}
+
+// openEnvs opens the records of started environments, $DENV_HOME/envs.
+func (a *app) openEnvs() (*envs.Store, error) {
+	dir, err := store.DefaultDir()
+	if err != nil {
+		return nil, err
+	}
+	return envs.Open(filepath.Join(dir, "envs"))
+}
+
+// getRecord returns the record of id, or a one-line error naming it.
+func getRecord(es *envs.Store, id string) (envs.Record, error) {
+	rec, err := es.Get(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return rec, fmt.Errorf("no environment %q (see 'denv envs --all')", id)
+	}
+	return rec, err
+}
