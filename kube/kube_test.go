@@ -1,0 +1,250 @@
+package kube_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/alebellu/denv/compile"
+	"github.com/alebellu/denv/kube"
+	"github.com/alebellu/denv/resolve"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// cases are the golden cases: the seed's expert-system environment and the
+// diamond, each resolved from its own working directory.
+var cases = []struct{ name, dir, def string }{
+	{"expert-system-env", "..", "examples/expert-system-env.denv"},
+	{"diamond", "../testdata/golden", "diamond.denv"},
+}
+
+func project(t *testing.T, dir, def string) *types.Project {
+	t.Helper()
+	wd, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := resolve.New(resolve.Options{WorkDir: wd}).Resolve(context.Background(), filepath.Join(wd, def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compile.Compile(g, compile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestGolden compares the manifests of each case with
+// testdata/<case>.yaml and decodes them back strictly.
+func TestGolden(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := kube.Manifests(project(t, c.dir, c.def))
+			if err != nil {
+				t.Fatal(err)
+			}
+			decodeStrict(t, out)
+			golden := filepath.Join("testdata", c.name+".yaml")
+			if *update {
+				if err := os.WriteFile(golden, out, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./kube -update)", err)
+			}
+			if !bytes.Equal(out, want) {
+				t.Errorf("output differs from %s (run go test ./kube -update to accept):\n--- got\n%s", golden, out)
+			}
+			for range 3 {
+				again, _ := kube.Manifests(project(t, c.dir, c.def))
+				if !bytes.Equal(out, again) {
+					t.Fatal("two renderings differ")
+				}
+			}
+		})
+	}
+}
+
+// decodeStrict decodes every document into its typed struct, failing on
+// unknown or duplicate fields, and returns them by kind and name.
+func decodeStrict(t *testing.T, out []byte) map[string]any {
+	t.Helper()
+	objs := map[string]any{}
+	docs := strings.Split(string(out), "\n---\n")
+	for i, doc := range docs {
+		if i == 0 {
+			_, doc, _ = strings.Cut(doc, "---\n")
+		}
+		var tm struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		var o any
+		switch tm.Kind {
+		case "Deployment":
+			o = &appsv1.Deployment{}
+		case "Service":
+			o = &corev1.Service{}
+		case "PersistentVolumeClaim":
+			o = &corev1.PersistentVolumeClaim{}
+		case "NetworkPolicy":
+			o = &networkingv1.NetworkPolicy{}
+		default:
+			t.Fatalf("document %d: unexpected kind %q", i, tm.Kind)
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), o); err != nil {
+			t.Fatalf("document %d (%s) does not decode strictly: %v\n%s", i, tm.Kind, err, doc)
+		}
+		var name string
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			name = o.Name
+		case *corev1.Service:
+			name = o.Name
+		case *corev1.PersistentVolumeClaim:
+			name = o.Name
+		case *networkingv1.NetworkPolicy:
+			name = o.Name
+		}
+		key := tm.Kind + "/" + name
+		if _, dup := objs[key]; dup {
+			t.Fatalf("%s twice", key)
+		}
+		objs[key] = o
+	}
+	return objs
+}
+
+// TestStrictDecodeRejectsUnknownFields keeps decodeStrict honest.
+func TestStrictDecodeRejectsUnknownFields(t *testing.T) {
+	doc := "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  clusterAddress: None\n"
+	if err := yaml.UnmarshalStrict([]byte(doc), &corev1.Service{}); err == nil {
+		t.Fatal("an unknown field decoded")
+	}
+}
+
+// admits reports whether the policies let a pod with labels from reach a
+// pod with labels to: some policy selects to and admits from (Kubernetes
+// policies add up; a pod no policy selects would admit everyone).
+func admits(pols []*networkingv1.NetworkPolicy, from, to map[string]string) bool {
+	selected := false
+	for _, p := range pols {
+		if !matches(p.Spec.PodSelector.MatchLabels, to) {
+			continue
+		}
+		selected = true
+		for _, r := range p.Spec.Ingress {
+			if len(r.From) == 0 {
+				continue // published ports: open to all, not what we check here
+			}
+			for _, peer := range r.From {
+				if peer.PodSelector != nil && matches(peer.PodSelector.MatchLabels, from) {
+					return true
+				}
+			}
+		}
+	}
+	return !selected
+}
+
+func matches(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestEncapsulation evaluates the seed's NetworkPolicies on its pods'
+// labels: the expert system reaches web (through web-env) but neither
+// web-env's database nor the worker; web reaches its db and the worker.
+// (The worker, exposed by worker-env, is on web-env's network, so web-env's
+// db may reach it, as on compose.)
+func TestEncapsulation(t *testing.T) {
+	out, err := kube.Manifests(project(t, "..", "examples/expert-system-env.denv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeStrict(t, out)
+	var pols []*networkingv1.NetworkPolicy
+	pods := map[string]map[string]string{}
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *networkingv1.NetworkPolicy:
+			pols = append(pols, o)
+		case *appsv1.Deployment:
+			pods[o.Name] = o.Spec.Template.Labels
+		}
+	}
+	names := make([]string, 0, len(pods))
+	for n := range pods {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if want := []string{"expert-system", "web-env-db", "web-env-web", "worker-env-worker"}; !slices.Equal(names, want) {
+		t.Fatalf("deployments %v, want %v", names, want)
+	}
+	want := map[[2]string]bool{
+		{"expert-system", "web-env-web"}:       true,
+		{"expert-system", "web-env-db"}:        false,
+		{"expert-system", "worker-env-worker"}: false,
+		{"web-env-web", "web-env-db"}:          true,
+		{"web-env-web", "worker-env-worker"}:   true,
+		{"worker-env-worker", "expert-system"}: false,
+		{"web-env-db", "expert-system"}:        false,
+	}
+	for pair, ok := range want {
+		if got := admits(pols, pods[pair[0]], pods[pair[1]]); got != ok {
+			t.Errorf("%s -> %s admitted = %v, want %v", pair[0], pair[1], got, ok)
+		}
+	}
+	// the names web and the expert system dial resolve in the namespace
+	for _, n := range []string{"web-env", "db", "worker-env"} {
+		if _, ok := objs["Service/"+n]; !ok {
+			t.Errorf("no Service %q", n)
+		}
+	}
+}
+
+// TestErrors: names Kubernetes cannot hold and relative binds are one-line
+// errors.
+func TestErrors(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"IMAGE ex/web AS web_1\n", "not a DNS-1035 label"},
+		{"IMAGE ex/web VOLUME ./data:/data\n", "relative host path"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "e.denv"), []byte(c.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(context.Background(), filepath.Join(dir, "e.denv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := compile.Compile(g, compile.Options{BaseDir: dir})
+		if err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		_, err = kube.Manifests(p)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error %v, want one line with %q", c.body, err, c.want)
+		}
+	}
+}
