@@ -101,7 +101,8 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 	s.stack[len(s.stack)-1].pos, s.stack[len(s.stack)-1].ref = pos, ref
 	if s.onStack[f.loc.key()] {
 		i := slices.IndexFunc(s.stack, func(fr frame) bool { return fr.file.loc.key() == f.loc.key() })
-		s.errorf(pos, "include cycle: %s", s.cycle(i, f))
+		// not s.errorf: the cycle is already shortened
+		s.diags = append(s.diags, diag.Errorf(pos, "include cycle: %s", s.cycle(i, f)))
 		return
 	}
 	env, ok := s.byName[name]
@@ -125,9 +126,19 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 }
 
 // cycle prints the includes from stack frame i back to f, file:line each.
+// A long cycle shows its first and last maxCycleShown/2 steps only, so that
+// a cycle through 10,000 files is still a readable line.
 func (s *run) cycle(i int, f *file) string {
+	const maxCycleShown = 8
 	var b strings.Builder
-	for _, fr := range s.stack[i:] {
+	frames := s.stack[i:]
+	for j, fr := range frames {
+		if len(frames) > maxCycleShown && j >= maxCycleShown/2 && j < len(frames)-maxCycleShown/2 {
+			if j == maxCycleShown/2 {
+				fmt.Fprintf(&b, "... %d more includes ... -> ", len(frames)-maxCycleShown)
+			}
+			continue
+		}
 		fmt.Fprintf(&b, "%s ENV %s -> ", fr.pos.Short(), fr.ref)
 	}
 	b.WriteString(s.display(f.loc.displayPath()))

@@ -110,7 +110,16 @@ type frame struct {
 	ref  string   // its reference
 }
 
+// errorf records a diagnostic. String arguments are the user's words and
+// may be up to a megabyte long: they are shortened so that the message
+// stays a readable line.
 func (s *run) errorf(pos diag.Pos, format string, args ...any) {
+	const maxArg = 200
+	for i, a := range args {
+		if w, ok := a.(string); ok && len(w) > maxArg {
+			args[i] = strings.ToValidUTF8(w[:maxArg/2], "") + "..." + strings.ToValidUTF8(w[len(w)-maxArg/4:], "")
+		}
+	}
 	s.diags = append(s.diags, diag.Errorf(pos, format, args...))
 }
 
