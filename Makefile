@@ -39,8 +39,11 @@ compile-examples: build
 demo: build images
 	$(BIN) compile examples/expert-system-env.denv
 
+# fuzz: each fuzz target for FUZZTIME (default 10m each); a crasher is
+# saved under the package's testdata/fuzz and fails the run.
 fuzz:
-	$(GO) test ./grammar -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./grammar -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./resolve -run '^$$' -fuzz '^FuzzResolveCompile$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
