@@ -1,0 +1,146 @@
+// Package swarm is the Docker Swarm target of the compile stage: it turns
+// the compose project that compile.Compile builds into a stack file for
+// `docker stack deploy`, as the Docker CLI's own compose types
+// (github.com/docker/cli/cli/compose/types), so that the CLI's stack code
+// can deploy it directly. It is pure: no Docker, no network.
+//
+// What changes from the compose project, and why:
+//
+//   - Each environment's network is an attachable overlay network, so that
+//     services on several nodes share it (and one-off containers can join it
+//     for debugging). Aliases stay: swarm resolves network aliases the way
+//     compose does, so naming and encapsulation are the same.
+//   - depends_on and container_name are dropped: swarm ignores them. Start
+//     order is replaced by restarts: every service has
+//     deploy.restart_policy condition "any", so a task that exits because a
+//     service it needs is not up yet is started again (the demo programs
+//     also retry on their own).
+//   - Each service gets deploy: one replica, and the denv labels as service
+//     labels too (the container labels stay), so `docker service ls` and
+//     the stack code can find where a service came from.
+//   - Published ports are in ingress mode (the routing mesh). A port whose
+//     host side was left open gets a port chosen by swarm.
+//   - A bind mount must name an absolute host path, which must exist on the
+//     node a task lands on; a relative path is an error (the stack has no
+//     working directory).
+//   - A service exposed by the root without PORT keeps its
+//     denv.publish-image-ports label: the runtime publishes its image's
+//     EXPOSE ports, as it does locally.
+package swarm
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	clitypes "github.com/docker/cli/cli/compose/types"
+	"go.yaml.in/yaml/v3"
+)
+
+// Version is the stack file format version written.
+const Version = "3.9"
+
+// RestartDelay is how long swarm waits before restarting a failed task.
+const RestartDelay = 2 * time.Second
+
+// Stack builds the stack file of p.
+func Stack(p *types.Project) (*clitypes.Config, error) {
+	cfg := &clitypes.Config{
+		Version:  Version,
+		Networks: map[string]clitypes.NetworkConfig{},
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Networks)) {
+		n := p.Networks[name]
+		cfg.Networks[name] = clitypes.NetworkConfig{Driver: "overlay", Attachable: true, Labels: clitypes.Labels(n.Labels)}
+	}
+	if len(p.Volumes) > 0 {
+		cfg.Volumes = map[string]clitypes.VolumeConfig{}
+		for name, v := range p.Volumes {
+			cfg.Volumes[name] = clitypes.VolumeConfig{Labels: clitypes.Labels(v.Labels)}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		sc, err := service(p.Services[name])
+		if err != nil {
+			return nil, err
+		}
+		cfg.Services = append(cfg.Services, sc)
+	}
+	return cfg, nil
+}
+
+func service(s types.ServiceConfig) (clitypes.ServiceConfig, error) {
+	one := uint64(1)
+	delay := clitypes.Duration(RestartDelay)
+	sc := clitypes.ServiceConfig{
+		Name:    s.Name,
+		Image:   s.Image,
+		Command: clitypes.ShellCommand(s.Command),
+		Labels:  clitypes.Labels(maps.Clone(s.Labels)),
+		Expose:  clitypes.StringOrNumberList(s.Expose),
+		Deploy: clitypes.DeployConfig{
+			Replicas:      &one,
+			Labels:        clitypes.Labels(maps.Clone(s.Labels)),
+			RestartPolicy: &clitypes.RestartPolicy{Condition: "any", Delay: &delay},
+		},
+		Networks: map[string]*clitypes.ServiceNetworkConfig{},
+	}
+	if len(s.Environment) > 0 {
+		sc.Environment = clitypes.MappingWithEquals(maps.Clone(s.Environment))
+	}
+	for net, nc := range s.Networks {
+		var c *clitypes.ServiceNetworkConfig
+		if nc != nil && len(nc.Aliases) > 0 {
+			c = &clitypes.ServiceNetworkConfig{Aliases: slices.Clone(nc.Aliases)}
+		}
+		sc.Networks[net] = c
+	}
+	for _, pc := range s.Ports {
+		port := clitypes.ServicePortConfig{Mode: "ingress", Target: pc.Target, Protocol: pc.Protocol}
+		if pc.Published != "" {
+			n, err := strconv.ParseUint(pc.Published, 10, 16)
+			if err != nil {
+				return sc, fmt.Errorf("swarm: service %s: published port %q is not a number", s.Name, pc.Published)
+			}
+			port.Published = uint32(n)
+		}
+		sc.Ports = append(sc.Ports, port)
+	}
+	for _, v := range s.Volumes {
+		vc := clitypes.ServiceVolumeConfig{Type: v.Type, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
+		if v.Type == types.VolumeTypeBind && !path.IsAbs(v.Source) {
+			return sc, fmt.Errorf("swarm: service %s binds the relative host path %q; a stack has no working directory: use an absolute path or a named VOLUME", s.Name, v.Source)
+		}
+		sc.Volumes = append(sc.Volumes, vc)
+	}
+	return sc, nil
+}
+
+// YAML renders cfg as `docker stack config` does: yaml.v3, two-space
+// indent, keys in order (services, networks and volumes are maps).
+func YAML(cfg *clitypes.Config) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(cfg); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Compose builds and renders the stack file of p.
+func Compose(p *types.Project) ([]byte, error) {
+	cfg, err := Stack(p)
+	if err != nil {
+		return nil, err
+	}
+	return YAML(cfg)
+}

@@ -1,0 +1,159 @@
+package swarm_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/cli/cli/compose/loader"
+	clitypes "github.com/docker/cli/cli/compose/types"
+
+	"github.com/alebellu/denv/compile"
+	"github.com/alebellu/denv/resolve"
+	"github.com/alebellu/denv/swarm"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var cases = []struct{ name, dir, def string }{
+	{"expert-system-env", "..", "examples/expert-system-env.denv"},
+	{"diamond", "../testdata/golden", "diamond.denv"},
+}
+
+func project(t *testing.T, dir, def string) *types.Project {
+	t.Helper()
+	wd, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := resolve.New(resolve.Options{WorkDir: wd}).Resolve(context.Background(), filepath.Join(wd, def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compile.Compile(g, compile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// load reads a stack file the way `docker stack deploy -c` does: the
+// Docker CLI's loader, with its schema validation.
+func load(t *testing.T, out []byte) *clitypes.Config {
+	t.Helper()
+	dict, err := loader.ParseYAML(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loader.Load(clitypes.ConfigDetails{
+		WorkingDir:  t.TempDir(),
+		ConfigFiles: []clitypes.ConfigFile{{Filename: "stack.yaml", Config: dict}},
+		Environment: map[string]string{},
+	})
+	if err != nil {
+		t.Fatalf("docker stack's loader rejects the output: %v\n%s", err, out)
+	}
+	return cfg
+}
+
+// TestGolden compares each case's stack file with testdata/<case>.yaml and
+// checks that the Docker CLI loads it.
+func TestGolden(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := swarm.Compose(project(t, c.dir, c.def))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := load(t, out)
+			for _, s := range cfg.Services {
+				if len(s.DependsOn) > 0 || s.ContainerName != "" {
+					t.Errorf("%s keeps depends_on or container_name", s.Name)
+				}
+				if s.Deploy.Replicas == nil || *s.Deploy.Replicas != 1 || s.Deploy.RestartPolicy == nil {
+					t.Errorf("%s: deploy = %+v", s.Name, s.Deploy)
+				}
+			}
+			for name, n := range cfg.Networks {
+				if n.Driver != "overlay" || !n.Attachable {
+					t.Errorf("network %s: driver %q attachable %v", name, n.Driver, n.Attachable)
+				}
+			}
+			golden := filepath.Join("testdata", c.name+".yaml")
+			if *update {
+				if err := os.WriteFile(golden, out, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./swarm -update)", err)
+			}
+			if !bytes.Equal(out, want) {
+				t.Errorf("output differs from %s (run go test ./swarm -update to accept):\n--- got\n%s", golden, out)
+			}
+			for range 3 {
+				again, _ := swarm.Compose(project(t, c.dir, c.def))
+				if !bytes.Equal(out, again) {
+					t.Fatal("two renderings differ")
+				}
+			}
+		})
+	}
+}
+
+// TestEncapsulation: on the loaded stack, the expert system shares no
+// network with web-env's db or the worker, and reaches web as web-env.
+func TestEncapsulation(t *testing.T) {
+	out, err := swarm.Compose(project(t, "..", "examples/expert-system-env.denv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := load(t, out)
+	svc := map[string]clitypes.ServiceConfig{}
+	for _, s := range cfg.Services {
+		svc[s.Name] = s
+	}
+	for _, other := range []string{"web-env-db", "worker-env-worker"} {
+		for n := range svc[other].Networks {
+			if _, ok := svc["expert-system"].Networks[n]; ok {
+				t.Errorf("expert-system shares network %q with %s", n, other)
+			}
+		}
+	}
+	if nc := svc["web-env-web"].Networks["default"]; nc == nil || !slices.Contains(nc.Aliases, "web-env") {
+		t.Errorf("web-env-web is not on the root network as web-env: %+v", svc["web-env-web"].Networks)
+	}
+}
+
+// TestRelativeBind is refused in one line.
+func TestRelativeBind(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "e.denv"), []byte("IMAGE ex/web VOLUME ./data:/data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(context.Background(), filepath.Join(dir, "e.denv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compile.Compile(g, compile.Options{BaseDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = swarm.Compose(p)
+	if err == nil || !strings.Contains(err.Error(), "relative host path") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error %v, want one line about a relative host path", err)
+	}
+	// without a base directory the path stays absolute and is kept
+	p, _ = compile.Compile(g, compile.Options{})
+	if _, err := swarm.Compose(p); err != nil {
+		t.Fatal(err)
+	}
+}
