@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -47,8 +51,23 @@ func (f fetcher) Fetch(ctx context.Context, owner, repo, ref, path string) ([]by
 			return data, nil
 		}
 	}
-	return f.net.Fetch(ctx, owner, repo, ref, path)
+	data, err := f.net.Fetch(ctx, owner, repo, ref, path)
+	if err != nil && f.st != nil && !errors.Is(err, fs.ErrNotExist) {
+		// The resolver probes candidate paths (the includer's directory
+		// first) that add found missing; offline, such a probe fails to
+		// connect. A file that is neither cached nor reachable counts as
+		// missing so that the lookup goes on to the cached candidate.
+		return nil, notCached{err}
+	}
+	return data, err
 }
+
+// notCached is a remote file missing from the store's cache whose fetch
+// failed; it matches fs.ErrNotExist and keeps the fetch error's text.
+type notCached struct{ err error }
+
+func (e notCached) Error() string   { return e.err.Error() + " (and not in the store's cache)" }
+func (e notCached) Unwrap() []error { return []error{e.err, fs.ErrNotExist} }
 
 // resolveOptions are the resolver's options for this process: the working
 // directory, the store st (may be nil) and remote fetching through it.
@@ -57,11 +76,30 @@ func (a *app) resolveOptions(st *store.Store) (resolve.Options, error) {
 	if err != nil {
 		return resolve.Options{}, err
 	}
-	opts := resolve.Options{WorkDir: wd, Fetcher: fetcher{st: st, net: remote.NewFetcher(a.getenv)}}
+	net, err := a.netFetcher()
+	if err != nil {
+		return resolve.Options{}, err
+	}
+	opts := resolve.Options{WorkDir: wd, Fetcher: fetcher{st: st, net: net}}
 	if st != nil {
 		opts.Store = st
 	}
 	return opts, nil
+}
+
+// netFetcher fetches github: references over the network, configured from
+// the environment: DENV_GITHUB_URL, GITHUB_TOKEN and DENV_FETCH_TIMEOUT (a Go
+// duration such as 30s bounding each fetch; tests shorten it).
+func (a *app) netFetcher() (*remote.Fetcher, error) {
+	f := remote.NewFetcher(a.getenv)
+	if v := a.getenv("DENV_FETCH_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("DENV_FETCH_TIMEOUT=%q: want a positive duration such as 30s", v)
+		}
+		f.Timeout = d
+	}
+	return f, nil
 }
 
 // build resolves def (a file, a stored name or a github: reference) and

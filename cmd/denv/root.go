@@ -58,6 +58,10 @@ func newRootCmd() *cobra.Command {
 		newStopCmd(a),
 		newRmCmd(a),
 		newLogsCmd(a),
+		newAddCmd(a),
+		newDefsCmd(a),
+		newDefCmd(a),
 	)
+	root.AddCommand(newCopierCmds()...)
 	return root
 }

@@ -19,6 +19,7 @@ func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Cmds:                storeCmds(),
 		Setup: func(env *testscript.Env) error {
 			// a private definition store and home for every script
 			env.Setenv("DENV_HOME", env.WorkDir+"/.denv-home")
