@@ -24,8 +24,9 @@
 //     container port when the PORT clause leaves the host port open).
 //   - Each named volume becomes a PersistentVolumeClaim (ReadWriteOnce,
 //     1Gi); a Deployment that mounts one uses the Recreate strategy. Bind
-//     mounts of absolute host paths become hostPath volumes (they only make
-//     sense on a one-node cluster); relative ones are an error.
+//     mounts become hostPath volumes (they only make sense on a one-node
+//     cluster); a relative source is made absolute with Options.WorkDir,
+//     and is an error without one.
 //   - Each environment (compose network) gets one NetworkPolicy, named
 //     after the environment, selecting the pods on its network and admitting
 //     ingress only from pods on that network: the environment's own pods
@@ -44,7 +45,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,9 +90,16 @@ type Result struct {
 	Notes []string
 }
 
+// Options configure Objects.
+type Options struct {
+	// WorkDir is the directory relative bind sources are relative to (the
+	// BaseDir given to compile); empty refuses relative sources.
+	WorkDir string
+}
+
 // Manifests builds the objects of p and renders them.
-func Manifests(p *types.Project) ([]byte, error) {
-	r, err := Objects(p)
+func Manifests(p *types.Project, opts Options) ([]byte, error) {
+	r, err := Objects(p, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +110,8 @@ func Manifests(p *types.Project) ([]byte, error) {
 // NetworkPolicies first (so no pod ever runs unprotected when applied in
 // order), then PersistentVolumeClaims, then per service in name order its
 // Services and Deployment, then the alias Services.
-func Objects(p *types.Project) (*Result, error) {
-	b := &builder{p: p, taken: map[string]string{}}
+func Objects(p *types.Project, opts Options) (*Result, error) {
+	b := &builder{p: p, opts: opts, taken: map[string]string{}}
 	if err := b.build(); err != nil {
 		return nil, err
 	}
@@ -112,6 +120,7 @@ func Objects(p *types.Project) (*Result, error) {
 
 type builder struct {
 	p     *types.Project
+	opts  Options
 	objs  []runtime.Object
 	notes []string
 	taken map[string]string // Service name -> what claimed it
@@ -377,11 +386,15 @@ func (b *builder) deployment(sc types.ServiceConfig, ps []port) (*appsv1.Deploym
 			// during a rolling update
 			strategy = appsv1.RecreateDeploymentStrategyType
 		case types.VolumeTypeBind:
-			if !path.IsAbs(v.Source) {
-				return nil, fmt.Errorf("kubernetes: service %s binds the relative host path %q; a cluster has no working directory: use a named VOLUME", sc.Name, v.Source)
+			source := v.Source
+			if !filepath.IsAbs(source) {
+				if b.opts.WorkDir == "" {
+					return nil, fmt.Errorf("kubernetes: service %s binds the relative host path %q and no working directory was given; use a named VOLUME", sc.Name, v.Source)
+				}
+				source = filepath.Join(b.opts.WorkDir, source)
 			}
 			t := corev1.HostPathDirectoryOrCreate
-			src.HostPath = &corev1.HostPathVolumeSource{Path: v.Source, Type: &t}
+			src.HostPath = &corev1.HostPathVolumeSource{Path: source, Type: &t}
 		default:
 			return nil, fmt.Errorf("kubernetes: service %s: volume type %q is not supported", sc.Name, v.Type)
 		}

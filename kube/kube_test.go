@@ -52,7 +52,7 @@ func project(t *testing.T, dir, def string) *types.Project {
 func TestGolden(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := kube.Manifests(project(t, c.dir, c.def))
+			out, err := kube.Manifests(project(t, c.dir, c.def), kube.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +72,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("output differs from %s (run go test ./kube -update to accept):\n--- got\n%s", golden, out)
 			}
 			for range 3 {
-				again, _ := kube.Manifests(project(t, c.dir, c.def))
+				again, _ := kube.Manifests(project(t, c.dir, c.def), kube.Options{})
 				if !bytes.Equal(out, again) {
 					t.Fatal("two renderings differ")
 				}
@@ -178,7 +178,7 @@ func matches(sel, labels map[string]string) bool {
 // (The worker, exposed by worker-env, is on web-env's network, so web-env's
 // db may reach it, as on compose.)
 func TestEncapsulation(t *testing.T) {
-	out, err := kube.Manifests(project(t, "..", "examples/expert-system-env.denv"))
+	out, err := kube.Manifests(project(t, "..", "examples/expert-system-env.denv"), kube.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,9 +242,35 @@ func TestErrors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.body, err)
 		}
-		_, err = kube.Manifests(p)
+		_, err = kube.Manifests(p, kube.Options{})
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%q: error %v, want one line with %q", c.body, err, c.want)
 		}
+	}
+}
+
+// TestBindWithWorkDir: a relative bind becomes a hostPath under the
+// working directory.
+func TestBindWithWorkDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "e.denv"), []byte("IMAGE ex/web VOLUME ./data:/data:ro\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(context.Background(), filepath.Join(dir, "e.denv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compile.Compile(g, compile.Options{BaseDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := kube.Manifests(p, kube.Options{WorkDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decodeStrict(t, out)["Deployment/web"].(*appsv1.Deployment)
+	vol := d.Spec.Template.Spec.Volumes[0]
+	if vol.HostPath == nil || vol.HostPath.Path != filepath.Join(dir, "data") || !d.Spec.Template.Spec.Containers[0].VolumeMounts[0].ReadOnly {
+		t.Errorf("volume %+v, mounts %+v", vol, d.Spec.Template.Spec.Containers[0].VolumeMounts)
 	}
 }

@@ -20,9 +20,10 @@
 //     the stack code can find where a service came from.
 //   - Published ports are in ingress mode (the routing mesh). A port whose
 //     host side was left open gets a port chosen by swarm.
-//   - A bind mount must name an absolute host path, which must exist on the
-//     node a task lands on; a relative path is an error (the stack has no
-//     working directory).
+//   - A bind mount names an absolute host path, which must exist on the
+//     node a task lands on: a relative source (compile writes those inside
+//     its base directory as ./dir) is made absolute with Options.WorkDir,
+//     and is an error without one (a stack has no working directory).
 //   - A service exposed by the root without PORT keeps its
 //     denv.publish-image-ports label: the runtime publishes its image's
 //     EXPOSE ports, as it does locally.
@@ -32,7 +33,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
-	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -48,8 +49,15 @@ const Version = "3.9"
 // RestartDelay is how long swarm waits before restarting a failed task.
 const RestartDelay = 2 * time.Second
 
+// Options configure Stack.
+type Options struct {
+	// WorkDir is the directory relative bind sources are relative to (the
+	// BaseDir given to compile); empty refuses relative sources.
+	WorkDir string
+}
+
 // Stack builds the stack file of p.
-func Stack(p *types.Project) (*clitypes.Config, error) {
+func Stack(p *types.Project, opts Options) (*clitypes.Config, error) {
 	cfg := &clitypes.Config{
 		Version:  Version,
 		Networks: map[string]clitypes.NetworkConfig{},
@@ -65,7 +73,7 @@ func Stack(p *types.Project) (*clitypes.Config, error) {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
-		sc, err := service(p.Services[name])
+		sc, err := service(p.Services[name], opts)
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +82,7 @@ func Stack(p *types.Project) (*clitypes.Config, error) {
 	return cfg, nil
 }
 
-func service(s types.ServiceConfig) (clitypes.ServiceConfig, error) {
+func service(s types.ServiceConfig, opts Options) (clitypes.ServiceConfig, error) {
 	one := uint64(1)
 	delay := clitypes.Duration(RestartDelay)
 	sc := clitypes.ServiceConfig{
@@ -113,8 +121,11 @@ func service(s types.ServiceConfig) (clitypes.ServiceConfig, error) {
 	}
 	for _, v := range s.Volumes {
 		vc := clitypes.ServiceVolumeConfig{Type: v.Type, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
-		if v.Type == types.VolumeTypeBind && !path.IsAbs(v.Source) {
-			return sc, fmt.Errorf("swarm: service %s binds the relative host path %q; a stack has no working directory: use an absolute path or a named VOLUME", s.Name, v.Source)
+		if v.Type == types.VolumeTypeBind && !filepath.IsAbs(v.Source) {
+			if opts.WorkDir == "" {
+				return sc, fmt.Errorf("swarm: service %s binds the relative host path %q and no working directory was given; use an absolute path or a named VOLUME", s.Name, v.Source)
+			}
+			vc.Source = filepath.Join(opts.WorkDir, v.Source)
 		}
 		sc.Volumes = append(sc.Volumes, vc)
 	}
@@ -137,8 +148,8 @@ func YAML(cfg *clitypes.Config) ([]byte, error) {
 }
 
 // Compose builds and renders the stack file of p.
-func Compose(p *types.Project) ([]byte, error) {
-	cfg, err := Stack(p)
+func Compose(p *types.Project, opts Options) ([]byte, error) {
+	cfg, err := Stack(p, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,7 @@ func load(t *testing.T, out []byte) *clitypes.Config {
 func TestGolden(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := swarm.Compose(project(t, c.dir, c.def))
+			out, err := swarm.Compose(project(t, c.dir, c.def), swarm.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +100,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("output differs from %s (run go test ./swarm -update to accept):\n--- got\n%s", golden, out)
 			}
 			for range 3 {
-				again, _ := swarm.Compose(project(t, c.dir, c.def))
+				again, _ := swarm.Compose(project(t, c.dir, c.def), swarm.Options{})
 				if !bytes.Equal(out, again) {
 					t.Fatal("two renderings differ")
 				}
@@ -112,7 +112,7 @@ func TestGolden(t *testing.T) {
 // TestEncapsulation: on the loaded stack, the expert system shares no
 // network with web-env's db or the worker, and reaches web as web-env.
 func TestEncapsulation(t *testing.T) {
-	out, err := swarm.Compose(project(t, "..", "examples/expert-system-env.denv"))
+	out, err := swarm.Compose(project(t, "..", "examples/expert-system-env.denv"), swarm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,8 @@ func TestEncapsulation(t *testing.T) {
 	}
 }
 
-// TestRelativeBind is refused in one line.
+// TestRelativeBind: a relative bind source is made absolute with the
+// working directory, and refused in one line without one.
 func TestRelativeBind(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "e.denv"), []byte("IMAGE ex/web VOLUME ./data:/data\n"), 0o644); err != nil {
@@ -147,13 +148,15 @@ func TestRelativeBind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = swarm.Compose(p)
+	_, err = swarm.Compose(p, swarm.Options{})
 	if err == nil || !strings.Contains(err.Error(), "relative host path") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error %v, want one line about a relative host path", err)
 	}
-	// without a base directory the path stays absolute and is kept
-	p, _ = compile.Compile(g, compile.Options{})
-	if _, err := swarm.Compose(p); err != nil {
+	cfg, err := swarm.Stack(p, swarm.Options{WorkDir: dir})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if got, want := cfg.Services[0].Volumes[0].Source, filepath.Join(dir, "data"); got != want {
+		t.Errorf("bind source %q, want %q", got, want)
 	}
 }
