@@ -36,8 +36,12 @@ compile-examples: build
 	$(BIN) compile examples/expert-system-env.denv
 
 # demo: run the seed's expert-system environment and print its endpoint.
+# It replaces an earlier `demo` environment, so it can be run again.
 demo: build images
-	$(BIN) compile examples/expert-system-env.denv
+	@if $(BIN) envs --all --format json | grep -q '"id": "demo"'; then $(BIN) rm --force demo; fi
+	@out=$$($(BIN) run examples/expert-system-env.denv -n demo) || exit 1; echo "$$out"; \
+	url=$$(echo "$$out" | awk '$$1 == "expert-system" { print $$2 }'); \
+	for i in 1 2 3 4 5 6 7 8 9 10; do curl -fsS "$$url/" && exit 0; sleep 0.5; done; exit 1
 
 # fuzz: each fuzz target for FUZZTIME (default 10m each); a crasher is
 # saved under the package's testdata/fuzz and fails the run.
