@@ -48,6 +48,8 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// cobra's "Did you mean" suggestions would make the error several lines
+		DisableSuggestions: true,
 	}
 	a := newApp()
 	root.AddCommand(
