@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alebellu/denv/diag"
 	"github.com/alebellu/denv/remote"
 	"github.com/alebellu/denv/resolve"
 	"github.com/alebellu/denv/store"
@@ -261,6 +262,10 @@ func (ad *adder) check() ([]store.Definition, error) {
 		ov := overlay{batch: ad.batch, st: ad.st, extra: checkRoot, extraData: []byte("ENV " + n + "\n")}
 		g, err := resolve.New(ad.resolveOptions(ov, nil)).Resolve(ad.ctx, checkRoot)
 		if err != nil {
+			var list diag.List
+			if errors.As(err, &list) {
+				return nil, err // already names the file
+			}
 			return nil, fmt.Errorf("%s as stored: %w", n, err)
 		}
 		graphs[n] = g
