@@ -1,0 +1,322 @@
+package backend
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/compose/v5/pkg/api"
+	"github.com/docker/compose/v5/pkg/compose"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+)
+
+// How volumes are copied: the engine has no registry to pull a helper image
+// from, so denv makes its own. The copier is a static executable - the denv
+// binary itself, which has hidden subcommands for this - imported as the
+// one-file image denv/copier:<hash of the executable> (a few seconds, once
+// per denv build). A container of that image mounts the source volume
+// read-only at /src and the destination at /dst and copies in the engine
+// (copy_file_range, no data through the API), writing progress lines on
+// stdout. This is as fast as a host `cp -a` (see docs/PERFORMANCE.md), where
+// the archive API (CopyFromContainer/CopyToContainer) tars everything
+// through the client, about twice as slow.
+const (
+	// CopierCopyArg is the hidden subcommand of the copier executable that
+	// copies /src to /dst: `COPIER __copy-volume /src /dst`.
+	CopierCopyArg = "__copy-volume"
+	// CopierChecksumArg is the hidden subcommand that prints the checksum
+	// listing of a tree: `COPIER __checksum /src`.
+	CopierChecksumArg = "__checksum"
+	// CopierImageRepo is the repository of the helper images.
+	CopierImageRepo = "denv/copier"
+	// copierLabel marks the helper images and containers.
+	copierLabel = "denv.copier"
+)
+
+// CopyOptions tunes [Backend.CopyVolume] and [Backend.VolumeChecksum].
+type CopyOptions struct {
+	// Copier is the path of a static Linux executable that has the
+	// [CopierCopyArg] and [CopierChecksumArg] subcommands; empty means the
+	// running executable (the denv binary, built with CGO_ENABLED=0).
+	Copier string
+	// Progress, when set, is called with the bytes copied so far and the
+	// total to copy (the sum of the regular file sizes).
+	Progress func(copied, total int64)
+}
+
+// CopyVolume copies every file of the named volume src into the named
+// volume dst (which should be empty), keeping contents, modes, owners,
+// symlinks, hard links, empty directories and times. The copy runs inside
+// the engine; nothing is pulled. On error or cancellation the helper
+// container is removed; what was already written to dst stays (the caller
+// owns dst and removes it).
+func (b *Backend) CopyVolume(ctx context.Context, src, dst string, opts CopyOptions) error {
+	what := fmt.Sprintf("cannot copy volume %s to %s", src, dst)
+	for _, v := range []string{src, dst} {
+		if _, err := b.api.VolumeInspect(ctx, v, client.VolumeInspectOptions{}); err != nil {
+			return fmt.Errorf("%s: %s", what, oneLine(err))
+		}
+	}
+	out := &progressParser{fn: opts.Progress}
+	return b.runCopier(ctx, opts.Copier, []string{CopierCopyArg, "/src", "/dst"}, []mount.Mount{
+		{Type: mount.TypeVolume, Source: src, Target: "/src", ReadOnly: true},
+		{Type: mount.TypeVolume, Source: dst, Target: "/dst", VolumeOptions: &mount.VolumeOptions{NoCopy: true}},
+	}, out, what)
+}
+
+// VolumeChecksum returns the checksum listing of the named volume: one
+// line per file, directory or link with its path, type, mode, owner, time,
+// size and SHA-256 (or link target). Two volumes hold the same tree when
+// their listings are equal. opts.Progress is not used.
+func (b *Backend) VolumeChecksum(ctx context.Context, volume string, opts CopyOptions) (string, error) {
+	what := "cannot checksum volume " + volume
+	if _, err := b.api.VolumeInspect(ctx, volume, client.VolumeInspectOptions{}); err != nil {
+		return "", fmt.Errorf("%s: %s", what, oneLine(err))
+	}
+	var out bytes.Buffer
+	err := b.runCopier(ctx, opts.Copier, []string{CopierChecksumArg, "/src"}, []mount.Mount{
+		{Type: mount.TypeVolume, Source: volume, Target: "/src", ReadOnly: true, VolumeOptions: &mount.VolumeOptions{NoCopy: true}},
+	}, &out, what)
+	return out.String(), err
+}
+
+// CreateVolumes creates the named volumes of project exactly as compose
+// would (same labels and configuration hash, so that a later [Backend.Up]
+// adopts them), and fails if one already exists: a clone must never write
+// into a volume it does not own. It returns the names it created, also on
+// error, for the caller to remove.
+func (b *Backend) CreateVolumes(ctx context.Context, project *types.Project) ([]string, error) {
+	var created []string
+	for key, vol := range project.Volumes {
+		if vol.External {
+			continue
+		}
+		if _, err := b.api.VolumeInspect(ctx, vol.Name, client.VolumeInspectOptions{}); err == nil {
+			return created, fmt.Errorf("cannot create volume %s: it already exists", vol.Name)
+		} else if !isNotFound(err) {
+			return created, fmt.Errorf("cannot create volume %s: %s", vol.Name, oneLine(err))
+		}
+		// The same labels as compose's prepareVolumes and createVolume.
+		vol.CustomLabels = vol.CustomLabels.
+			Add(api.VolumeLabel, key).
+			Add(api.ProjectLabel, project.Name).
+			Add(api.VersionLabel, api.ComposeVersion)
+		hash, err := compose.VolumeHash(vol)
+		if err != nil {
+			return created, fmt.Errorf("cannot create volume %s: %w", vol.Name, err)
+		}
+		labels := map[string]string{}
+		for k, v := range vol.Labels {
+			labels[k] = v
+		}
+		for k, v := range vol.CustomLabels {
+			labels[k] = v
+		}
+		labels[api.ConfigHashLabel] = hash
+		if _, err := b.api.VolumeCreate(ctx, client.VolumeCreateOptions{
+			Name: vol.Name, Driver: vol.Driver, DriverOpts: vol.DriverOpts, Labels: labels,
+		}); err != nil {
+			return created, fmt.Errorf("cannot create volume %s: %s", vol.Name, oneLine(err))
+		}
+		created = append(created, vol.Name)
+	}
+	return created, nil
+}
+
+// RemoveVolumes removes the named volumes, ignoring those already gone.
+func (b *Backend) RemoveVolumes(ctx context.Context, names []string) error {
+	var errs []error
+	for _, v := range names {
+		if _, err := b.api.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("cannot remove volume %s: %s", v, oneLine(err)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runCopier runs the copier image with args and mounts, stdout to out, and
+// returns an error starting with what when it fails (with the copier's
+// last stderr line). The container is removed in every case, with a fresh
+// context so that a cancelled ctx (Ctrl-C) still cleans up.
+func (b *Backend) runCopier(ctx context.Context, copier string, args []string, mounts []mount.Mount, out io.Writer, what string) error {
+	ref, err := b.copierImage(ctx, copier)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	res, err := b.api.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{
+			Image:  ref,
+			Cmd:    args,
+			User:   "0:0", // to restore every owner
+			Labels: map[string]string{copierLabel: "true"},
+		},
+		HostConfig: &container.HostConfig{
+			Mounts:      mounts,
+			NetworkMode: "none",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("%s: cannot create the copier container: %s", what, oneLine(err))
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		_, _ = b.api.ContainerRemove(rctx, res.ID, client.ContainerRemoveOptions{Force: true})
+	}()
+	attach, err := b.api.ContainerAttach(ctx, res.ID, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return fmt.Errorf("%s: cannot attach to the copier: %s", what, oneLine(err))
+	}
+	defer attach.Close()
+	wait := b.api.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := b.api.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("%s: cannot start the copier: %s", what, oneLine(err))
+	}
+	var stderr bytes.Buffer
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(out, &stderr, attach.Reader)
+		copied <- err
+	}()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	case err := <-wait.Error:
+		return fmt.Errorf("%s: %s", what, oneLine(err))
+	case r := <-wait.Result:
+		// the exit is known; the output stream ends right after
+		select {
+		case <-copied:
+		case <-time.After(10 * time.Second):
+		}
+		if r.StatusCode != 0 {
+			msg := lastLine(stderr.String())
+			if msg == "" {
+				msg = fmt.Sprintf("the copier exited with status %d", r.StatusCode)
+			}
+			return fmt.Errorf("%s: %s", what, msg)
+		}
+		return nil
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// copierImage returns the helper image for the copier executable (the
+// running executable when empty), importing it when missing. The tag is
+// the executable's hash, so each denv build has its own image and an
+// upgrade never runs an old copier.
+func (b *Backend) copierImage(ctx context.Context, copier string) (string, error) {
+	if copier == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", fmt.Errorf("cannot find the denv executable for the copier: %w", err)
+		}
+		copier = exe
+	}
+	data, err := os.ReadFile(copier)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the copier: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	ref := CopierImageRepo + ":" + hex.EncodeToString(sum[:8])
+	if _, ok, err := b.ImageLabels(ctx, ref); err != nil {
+		return "", err
+	} else if ok {
+		return ref, nil
+	}
+	if err := checkStatic(copier, data); err != nil {
+		return "", err
+	}
+	var rootfs bytes.Buffer
+	tw := tar.NewWriter(&rootfs)
+	now := time.Now()
+	for _, d := range []string{"src/", "dst/", "tmp/"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: now}); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "copier", Mode: 0o755, Size: int64(len(data)), ModTime: now}); err != nil {
+		return "", err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return "", err
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := b.ImportImage(ctx, ref, &rootfs, `ENTRYPOINT ["/copier"]`, "LABEL "+copierLabel+"=true"); err != nil {
+		return "", err
+	}
+	return ref, nil
+}
+
+// checkStatic refuses a dynamically linked copier: the helper image holds
+// nothing but the executable, so a dynamic one could not start there.
+func checkStatic(path string, data []byte) error {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("the copier %s is not a Linux executable: %s", path, oneLine(err))
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("the copier %s is dynamically linked: build denv with CGO_ENABLED=0 (make build does)", path)
+		}
+	}
+	return nil
+}
+
+// progressParser turns the copier's progress lines into Progress calls.
+type progressParser struct {
+	fn      func(copied, total int64)
+	total   int64
+	partial []byte
+}
+
+// Write implements io.Writer.
+func (p *progressParser) Write(b []byte) (int, error) {
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexByte(p.partial, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.line(string(p.partial[:i]))
+		p.partial = p.partial[i+1:]
+	}
+}
+
+func (p *progressParser) line(line string) {
+	kind, num, _ := strings.Cut(line, " ")
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || p.fn == nil {
+		return
+	}
+	switch kind {
+	case "total":
+		p.total = n
+		p.fn(0, n)
+	case "copied", "done":
+		p.fn(n, p.total)
+	}
+}

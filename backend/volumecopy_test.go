@@ -1,0 +1,234 @@
+package backend_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/backend/backendtest"
+)
+
+var copierBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// copierExe builds backend/testdata/copier statically: a copier with the
+// same subcommands as the denv binary (the one users run, tested in
+// cmd/denv); the test binary itself is dynamically linked and has none.
+func copierExe(t testing.TB) string {
+	t.Helper()
+	copierBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "denv-test-copier-")
+		if err != nil {
+			copierBuild.err = err
+			return
+		}
+		copierBuild.path = filepath.Join(dir, "copier")
+		cmd := exec.Command("go", "build", "-o", copierBuild.path, "github.com/alebellu/denv/backend/testdata/copier")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			copierBuild.err = &buildError{err, string(out)}
+		}
+	})
+	if copierBuild.err != nil {
+		t.Fatalf("cannot build the copier: %v", copierBuild.err)
+	}
+	return copierBuild.path
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
+
+// newVolume creates a volume removed when the test ends.
+func newVolume(t *testing.T, docker client.APIClient, name string) string {
+	t.Helper()
+	if _, err := docker.VolumeCreate(context.Background(), client.VolumeCreateOptions{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = docker.VolumeRemove(context.Background(), name, client.VolumeRemoveOptions{Force: true})
+	})
+	return name
+}
+
+// fillVolume writes the entries of a tar archive into the volume through
+// the archive API, with a created (never started) container of image.
+func fillVolume(t *testing.T, docker client.APIClient, image, volume string, archive []byte) {
+	t.Helper()
+	ctx := testContext(t)
+	res, err := docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: image},
+		HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: "/data"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = docker.ContainerRemove(ctx, res.ID, client.ContainerRemoveOptions{Force: true}) }()
+	if _, err := docker.CopyToContainer(ctx, res.ID, client.CopyToContainerOptions{DestinationPath: "/data", Content: bytes.NewReader(archive)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testTree is a tar of every kind of entry a volume may hold, with owners
+// other than root and a file larger than the copier's chunk.
+func testTree(t *testing.T) []byte {
+	t.Helper()
+	big := make([]byte, 40<<20+7)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2002, 3, 4, 5, 6, 7, 0, time.UTC)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	hdrs := []struct {
+		h    tar.Header
+		body []byte
+	}{
+		{tar.Header{Typeflag: tar.TypeDir, Name: "pg/", Mode: 0o700, Uid: 999, Gid: 999, ModTime: old}, nil},
+		{tar.Header{Typeflag: tar.TypeDir, Name: "pg/empty/", Mode: 0o750, Uid: 999, Gid: 998, ModTime: old}, nil},
+		{tar.Header{Typeflag: tar.TypeReg, Name: "pg/big.bin", Mode: 0o600, Uid: 999, Gid: 999, ModTime: old, Size: int64(len(big))}, big},
+		{tar.Header{Typeflag: tar.TypeReg, Name: "exec", Mode: 0o755, Uid: 0, Gid: 0, ModTime: old, Size: 3}, []byte("abc")},
+		{tar.Header{Typeflag: tar.TypeReg, Name: "empty-file", Mode: 0o444, Uid: 1234, Gid: 5678, ModTime: old}, nil},
+		{tar.Header{Typeflag: tar.TypeSymlink, Name: "link", Linkname: "pg/big.bin", Uid: 1234, Gid: 5678, ModTime: old}, nil},
+		{tar.Header{Typeflag: tar.TypeSymlink, Name: "dangling", Linkname: "/nowhere", ModTime: old}, nil},
+		{tar.Header{Typeflag: tar.TypeLink, Name: "hard", Linkname: "exec", ModTime: old}, nil},
+	}
+	for _, e := range hdrs {
+		if err := tw.WriteHeader(&e.h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestCopyVolumeIsFaithful(t *testing.T) {
+	b := backendtest.Require(t)
+	docker := backend.APIClient(b)
+	ctx := testContext(t)
+	image := backendtest.EchoImage(t, b)
+	name := backendtest.ProjectName(t)
+	src := newVolume(t, docker, name+"-src")
+	dst := newVolume(t, docker, name+"-dst")
+	fillVolume(t, docker, image, src, testTree(t))
+	opts := backend.CopyOptions{Copier: copierExe(t)}
+
+	var calls int
+	var last, total int64
+	opts.Progress = func(copied, tot int64) { calls++; last, total = copied, tot }
+	if err := b.CopyVolume(ctx, src, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+	wantTotal := int64(40<<20 + 7 + 3)
+	if total != wantTotal || last != wantTotal {
+		t.Errorf("progress ended at %d of %d after %d calls, want %d of %d", last, total, calls, wantTotal, wantTotal)
+	}
+
+	want, err := b.VolumeChecksum(ctx, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.VolumeChecksum(ctx, dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != got {
+		t.Errorf("checksum listings differ:\nsource:\n%s\ncopy:\n%s", want, got)
+	}
+	for _, line := range []string{`"pg/empty" dir 750 999:998`, `"exec" file 755 0:0`, `"hard" file 755 0:0`, `"empty-file" file 444 1234:5678`, `"link" symlink 777 1234:5678`, `-> "/nowhere"`} {
+		if !strings.Contains(got, line) {
+			t.Errorf("copy listing lacks %q:\n%s", line, got)
+		}
+	}
+}
+
+func TestCopyVolumeMissingSource(t *testing.T) {
+	b := backendtest.Require(t)
+	docker := backend.APIClient(b)
+	name := backendtest.ProjectName(t)
+	dst := newVolume(t, docker, name+"-dst")
+	err := b.CopyVolume(testContext(t), name+"-nope", dst, backend.CopyOptions{Copier: copierExe(t)})
+	if err == nil || !strings.Contains(err.Error(), name+"-nope") {
+		t.Fatalf("copy from a missing volume: err = %v, want an error naming it", err)
+	}
+}
+
+func TestPauseVolumeUsers(t *testing.T) {
+	b := backendtest.Require(t)
+	docker := backend.APIClient(b)
+	ctx := testContext(t)
+	image := backendtest.EchoImage(t, b)
+	name := backendtest.ProjectName(t)
+	vol := newVolume(t, docker, name+"-data")
+	start := func(suffix string) string {
+		res, err := docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+			Name:       name + suffix,
+			Config:     &container.Config{Image: image},
+			HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/data"}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_, _ = docker.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true})
+		})
+		if _, err := docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return res.ID
+	}
+	running, already := start("-a"), start("-b")
+	if _, err := docker.ContainerPause(ctx, already, client.ContainerPauseOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	state := func(id string) string {
+		res, err := docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(res.Container.State.Status)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	resume, err := b.PauseVolumeUsers(cctx, []string{vol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := state(running); s != "paused" {
+		t.Errorf("while paused: container a is %s, want paused", s)
+	}
+	cancel() // like Ctrl-C during the copy: resume must still work
+	if err := resume(); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(running); s != "running" {
+		t.Errorf("after resume: container a is %s, want running", s)
+	}
+	if s := state(already); s != "paused" {
+		t.Errorf("after resume: container b (paused before) is %s, want still paused", s)
+	}
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/internal/copier"
+)
+
+// newCopierCmds returns the hidden subcommands that make the denv binary
+// the volume copier: backend.CopyVolume imports this (static) executable as
+// a one-file image and runs it in the engine with the volumes mounted, so
+// that no helper image has to be pulled and users need no Go toolchain.
+// They are not meant to be typed by users.
+func newCopierCmds() []*cobra.Command {
+	return []*cobra.Command{
+		{
+			Use:    backend.CopierCopyArg + " SRC DST",
+			Short:  "Copy the tree SRC into DST faithfully (used inside the engine by clone)",
+			Hidden: true,
+			Args:   cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return copier.Copy(args[0], args[1], cmd.OutOrStdout())
+			},
+		},
+		{
+			Use:    backend.CopierChecksumArg + " DIR",
+			Short:  "Print the checksum listing of the tree DIR (used inside the engine)",
+			Hidden: true,
+			Args:   cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return copier.Checksum(args[0], cmd.OutOrStdout())
+			},
+		},
+	}
+}
