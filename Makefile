@@ -5,8 +5,10 @@ FUZZTIME ?= 10m
 
 .PHONY: build test unit check docker images demo compile-examples bench fuzz clean
 
+# CGO_ENABLED=0: a static binary, which `denv clone` imports into the engine
+# as its volume copier (a one-file image cannot hold a dynamic loader).
 build:
-	$(GO) build -o $(BIN) ./cmd/denv
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/denv
 
 # check: formatting and vet, before any test.
 check:
