@@ -180,7 +180,7 @@ func (info *defInfo) writeTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\nENVIRONMENTS")
+	fmt.Fprintln(w, "\nINCLUDES")
 	var walk func(t *envTree, prefix, branch string)
 	walk = func(t *envTree, prefix, branch string) {
 		fmt.Fprintf(w, "%s%s%s (%s)\n", prefix, branch, t.Name, t.Definition)
