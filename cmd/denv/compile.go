@@ -51,7 +51,8 @@ and prints the compose-spec project that denv run would start.
 
 --target swarm prints a stack file for 'docker stack deploy -c - NAME';
 --target kubernetes prints manifests for 'kubectl apply -f -'.`,
-		Args: exactArgs(1, "DEF"),
+		Args:              exactArgs(1, "DEF"),
+		ValidArgsFunction: completeDefs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCompile(cmd, a, opts, args[0])
 		},
