@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -322,6 +323,9 @@ func TestE2EStopStartRmKeepsData(t *testing.T) {
 	}
 	put(endpoint(t, out, "db"))
 	get(endpoint(t, out, "db"))
+	if logs := mustDenv(t, "logs", id, "db"); !regexp.MustCompile(`(?m)^db-1 +\| .*listening on :8080$`).MatchString(logs) {
+		t.Errorf("denv logs: %q", logs)
+	}
 
 	// stop: no container runs, the environment is still known.
 	mustDenv(t, "stop", id)
@@ -420,4 +424,129 @@ func TestE2EFailedRunLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(os.Getenv("DENV_HOME"), "envs", id)); !os.IsNotExist(err) {
 		t.Errorf("record left behind: %v", err)
 	}
+}
+
+// benchBinaries builds the denv command and the Docker Compose CLI of the
+// SDK version denv uses (github.com/docker/compose/v5/cmd, a standalone
+// `docker-compose`), so that both are measured as separate processes.
+func benchBinaries(b *testing.B) (denvBin, composeBin string) {
+	b.Helper()
+	dir := b.TempDir()
+	denvBin, composeBin = filepath.Join(dir, "denv"), filepath.Join(dir, "docker-compose")
+	if out, err := exec.Command("go", "build", "-o", denvBin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("building denv: %v\n%s", err, out)
+	}
+	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/docker/compose/v5").Output()
+	if err != nil {
+		b.Fatalf("locating the compose module: %v", err)
+	}
+	// Built in its own module (denv's go.sum lacks the CLI's dependencies).
+	cmd := exec.Command("go", "build", "-o", composeBin, "./cmd")
+	cmd.Dir = strings.TrimSpace(string(modDir))
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Skipf("cannot build the docker compose CLI to compare with: %v\n%s", err, out)
+	}
+	return denvBin, composeBin
+}
+
+// timed runs name with args and returns how long it took (wall clock) and
+// the CPU time it used (user + system), which depends less on the load of
+// the machine.
+func timed(b *testing.B, env []string, name string, args ...string) (wall, cpu time.Duration) {
+	b.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	wall = time.Since(start)
+	if err != nil {
+		b.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out.String())
+	}
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+// meter accumulates the wall and CPU time of the runs of one command.
+type meter struct{ wall, cpu time.Duration }
+
+func (m *meter) add(wall, cpu time.Duration) { m.wall += wall; m.cpu += cpu }
+
+// report reports m's means in milliseconds, as NAME-ms and NAME-cpu-ms.
+func (m meter) report(b *testing.B, name string) {
+	n := float64(b.N)
+	b.ReportMetric(float64(m.wall.Microseconds())/n/1000, name+"-ms")
+	b.ReportMetric(float64(m.cpu.Microseconds())/n/1000, name+"-cpu-ms")
+}
+
+// BenchmarkRunVsComposeUp starts the seed's expert-system environment with
+// `denv run` and the same compiled file with `docker compose up -d` (and
+// `up -d --wait`, which waits like denv run does), alternating, each as its
+// own process, and reports the mean of each and their ratios. Run it with
+// e.g. -benchtime 10x; environments are removed between iterations.
+func BenchmarkRunVsComposeUp(b *testing.B) {
+	be := backendtest.Require(b)
+	denvBin, composeBin := benchBinaries(b)
+	home := b.TempDir()
+	env := append(os.Environ(), "DENV_HOME="+home, "COMPOSE_PROGRESS=quiet")
+	def, _ := filepath.Abs("../../examples/expert-system-env.denv")
+	yamlFile := filepath.Join(home, "compose.yaml")
+	var out, errb bytes.Buffer
+	if Main([]string{"compile", def, "-o", yamlFile}, nil, &out, &errb) != 0 {
+		b.Fatal(errb.String())
+	}
+	ctx := context.Background()
+	down := func(id string) {
+		if err := be.Down(ctx, id, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var denvM, upM, upWaitM meter
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprintf("bench-run-%d", i)
+		denvM.add(timed(b, env, denvBin, "run", def, "-n", id))
+		b.StopTimer()
+		down(id)
+		b.StartTimer()
+		upM.add(timed(b, env, composeBin, "-p", id+"-c", "-f", yamlFile, "up", "-d"))
+		b.StopTimer()
+		down(id + "-c")
+		b.StartTimer()
+		upWaitM.add(timed(b, env, composeBin, "-p", id+"-w", "-f", yamlFile, "up", "-d", "--wait"))
+		b.StopTimer()
+		down(id + "-w")
+		b.StartTimer()
+	}
+	denvM.report(b, "denv-run")
+	upM.report(b, "compose-up")
+	upWaitM.report(b, "compose-up-wait")
+	b.ReportMetric(float64(denvM.wall)/float64(upM.wall), "ratio-vs-up")
+	b.ReportMetric(float64(denvM.wall)/float64(upWaitM.wall), "ratio-vs-up-wait")
+	b.ReportMetric(float64(denvM.cpu)/float64(upM.cpu), "cpu-ratio-vs-up")
+}
+
+// BenchmarkEnvsVsComposeLs lists environments with `denv envs` and `docker
+// compose ls` (alternating, each as its own process) while one environment
+// runs, and reports the mean of each and their ratio.
+func BenchmarkEnvsVsComposeLs(b *testing.B) {
+	be := backendtest.Require(b)
+	denvBin, composeBin := benchBinaries(b)
+	home := b.TempDir()
+	env := append(os.Environ(), "DENV_HOME="+home)
+	def, _ := filepath.Abs("../../examples/expert-system-env.denv")
+	id := "bench-envs"
+	_, _ = timed(b, env, denvBin, "run", def, "-n", id)
+	b.Cleanup(func() { be.Down(context.Background(), id, true) })
+	var envsM, lsM meter
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		envsM.add(timed(b, env, denvBin, "envs"))
+		lsM.add(timed(b, env, composeBin, "ls"))
+	}
+	envsM.report(b, "denv-envs")
+	lsM.report(b, "compose-ls")
+	b.ReportMetric(float64(envsM.wall)/float64(lsM.wall), "ratio")
+	b.ReportMetric(float64(envsM.cpu)/float64(lsM.cpu), "cpu-ratio")
 }
