@@ -63,6 +63,7 @@ func newRootCmd() *cobra.Command {
 		newAddCmd(a),
 		newDefsCmd(a),
 		newDefCmd(a),
+		newCloneCmd(a),
 	)
 	root.AddCommand(newCopierCmds()...)
 	return root
