@@ -1,0 +1,569 @@
+// Command bench measures denv against Docker Compose doing the same work and
+// prints one table: every figure beside its peer from the same run, the
+// median of several alternating runs, their ratio and the target. It is
+// what `make bench` runs (through scripts/bench.sh, which first makes sure
+// a daemon and the demo images are there); docs/PERFORMANCE.md explains the
+// method and holds a run.
+//
+// The peer CLI is Docker Compose built from the module denv already depends
+// on (github.com/docker/compose/v5/cmd, invoked standalone as
+// `docker-compose`). Parts whose denv command does not exist yet print
+// "n/a (command missing)"; parts that need the Docker daemon print "n/a"
+// with the reason when it cannot be reached.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
+	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down")
+	flag.Parse()
+	if err := benchMain(context.Background(), *runs, *lifeRuns, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// bench is one run of the suite: its binaries, scratch space and results.
+type bench struct {
+	ctx      context.Context
+	tmp      string
+	denv     string
+	compose  string
+	repo     string
+	runs     int
+	lifeRuns int
+	log      io.Writer
+	rows     []row
+	cleanups []func()
+}
+
+// row is one line of the table.
+type row struct {
+	what, denv, peerName, peer, ratio, target, met string
+}
+
+func benchMain(ctx context.Context, runs, lifeRuns int, out, log io.Writer) error {
+	repo, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "denv-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	b := &bench{ctx: ctx, tmp: tmp, repo: repo, runs: runs, lifeRuns: lifeRuns, log: log}
+	defer func() {
+		for _, c := range slices.Backward(b.cleanups) {
+			c()
+		}
+	}()
+	if err := b.build(); err != nil {
+		return err
+	}
+	b.compileVsLoader()
+	b.peakMemory()
+	b.startup()
+	b.defs()
+	b.lifecycle()
+	b.envs()
+	b.clone()
+	b.print(out)
+	return nil
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "bench: "+format+"\n", args...)
+}
+
+// build compiles denv from this tree and the compose CLI in its own module
+// directory (denv's go.sum lacks the CLI's dependencies).
+func (b *bench) build() error {
+	b.logf("building denv and docker-compose")
+	b.denv = filepath.Join(b.tmp, "denv")
+	b.compose = filepath.Join(b.tmp, "docker-compose")
+	if out, err := exec.Command("go", "build", "-o", b.denv, "./cmd/denv").CombinedOutput(); err != nil {
+		return fmt.Errorf("building denv: %v: %s", err, firstLine(out))
+	}
+	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/docker/compose/v5").Output()
+	if err != nil {
+		return fmt.Errorf("locating the compose module: %v", err)
+	}
+	cmd := exec.Command("go", "build", "-o", b.compose, "./cmd")
+	cmd.Dir = strings.TrimSpace(string(modDir))
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building docker-compose: %v: %s", err, firstLine(out))
+	}
+	return nil
+}
+
+// result is one process run.
+type result struct {
+	wall   time.Duration
+	maxRSS int64 // KiB
+}
+
+// run runs a command to completion with env added to the environment.
+func (b *bench) run(env []string, dir string, name string, args ...string) (result, error) {
+	cmd := exec.CommandContext(b.ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return result{}, fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, firstLine(out.Bytes()))
+	}
+	r := result{wall: wall}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = ru.Maxrss
+	}
+	return r, nil
+}
+
+// pair times a and b alternately n times and returns the median of each.
+func pair(n int, a, b func() (time.Duration, error)) (ma, mb time.Duration, err error) {
+	var as, bs []time.Duration
+	for i := range n {
+		first, second := a, b
+		if i%2 == 1 { // alternate who goes first: caches warm for both
+			first, second = b, a
+		}
+		d1, err := first()
+		if err != nil {
+			return 0, 0, err
+		}
+		d2, err := second()
+		if err != nil {
+			return 0, 0, err
+		}
+		if i%2 == 1 {
+			d1, d2 = d2, d1
+		}
+		as, bs = append(as, d1), append(bs, d2)
+	}
+	return median(as), median(bs), nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// proc returns a timing function for one command.
+func (b *bench) proc(env []string, dir, name string, args ...string) func() (time.Duration, error) {
+	return func() (time.Duration, error) {
+		r, err := b.run(env, dir, name, args...)
+		return r.wall, err
+	}
+}
+
+// compare adds a row for two medians against a target ratio (0: none).
+func (b *bench) compare(what string, d time.Duration, peerName string, p time.Duration, target float64) {
+	ratio := float64(d) / float64(p)
+	r := row{what: what, denv: fmtDur(d), peerName: peerName, peer: fmtDur(p), ratio: fmt.Sprintf("%.2fx", ratio)}
+	if target > 0 {
+		r.target = fmt.Sprintf("<= %.2fx", target)
+		r.met = yesNo(ratio <= target)
+	}
+	b.rows = append(b.rows, r)
+}
+
+func (b *bench) na(what, peerName, why string) {
+	if len(why) > 90 {
+		why = why[:90] + "..."
+	}
+	b.rows = append(b.rows, row{what: what, denv: "n/a (" + why + ")", peerName: peerName})
+}
+
+// compileVsLoader runs compile's own benchmarks: denv's whole compile
+// (read, parse, resolve, compile, write YAML) against compose-go's loader
+// on that YAML, both in-process, so the figures are the libraries' alone.
+// The loader takes seconds at large sizes: 1,600 envs gets fewer runs.
+func (b *bench) compileVsLoader() {
+	b.logf("compile vs compose-go loader (go test -bench, ./compile)")
+	var prev time.Duration
+	for _, n := range []int{100, 400, 1600} {
+		count := max(b.runs, 3)
+		if n == 1600 {
+			count = 3
+		}
+		c, cerr := b.goBench("Compile", n, count)
+		l, lerr := b.goBench("Loader", n, count)
+		what := fmt.Sprintf("compile %d envs (%d runs)", n, count)
+		switch {
+		case cerr != "":
+			b.na(what, "compose-go loader", cerr)
+		case lerr != "":
+			b.rows = append(b.rows, row{what: what, denv: fmtDur(c), peerName: "compose-go loader", peer: "fails: " + tail(lerr)})
+		default:
+			b.compare(what, c, "compose-go loader", l, 0.10)
+		}
+		if cerr == "" && prev > 0 {
+			growth := float64(c) / float64(prev)
+			b.rows = append(b.rows, row{
+				what:     fmt.Sprintf("  growth %d -> %d envs", n/4, n),
+				denv:     fmt.Sprintf("%.2fx time", growth),
+				peerName: "4x the graph", ratio: fmt.Sprintf("%.2fx", growth), target: "<= 4.40x", met: yesNo(growth <= 4.4),
+			})
+		}
+		prev = c
+	}
+}
+
+// goBench runs Benchmark<name>/envs=<n> of ./compile count times, one
+// iteration each, and returns the median, or why it failed.
+func (b *bench) goBench(name string, n, count int) (time.Duration, string) {
+	out, err := exec.Command("go", "test", "./compile", "-run", "^$",
+		"-bench", fmt.Sprintf("^Benchmark%s$/^envs=%d$", name, n), "-benchtime", "1x",
+		"-count", strconv.Itoa(count)).CombinedOutput()
+	if err != nil {
+		// the benchmark's own message: "    bench_test.go:NN: why"
+		for _, l := range strings.Split(string(out), "\n") {
+			if _, msg, ok := strings.Cut(l, "_test.go:"); ok {
+				_, msg, _ = strings.Cut(msg, ": ")
+				return 0, msg
+			}
+		}
+		return 0, firstLine(out)
+	}
+	ds := parseBench(out)[fmt.Sprintf("%s/envs=%d", name, n)]
+	if len(ds) == 0 {
+		return 0, "no result"
+	}
+	return median(ds), ""
+}
+
+var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op`)
+
+// parseBench reads `go test -bench` output: benchmark name -> ns/op values.
+func parseBench(out []byte) map[string][]time.Duration {
+	res := map[string][]time.Duration{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		ns, err := strconv.ParseFloat(m[2], 64)
+		if err == nil {
+			res[m[1]] = append(res[m[1]], time.Duration(ns))
+		}
+	}
+	return res
+}
+
+// generateGraph writes the graph of compile/bench_test.go's GenerateGraph
+// (kept in step with it by hand: n environments of five services, each
+// including up to three others and a shared definition) and returns its
+// root file.
+func generateGraph(dir string, n int) (string, error) {
+	write := func(name, body string) error {
+		return os.WriteFile(filepath.Join(dir, name+".denv"), []byte(body), 0o644)
+	}
+	if err := write("shared", "IMAGE ex/shared PORT 5000 VOLUME /data\nEXPOSE shared\n"); err != nil {
+		return "", err
+	}
+	for i := range n {
+		var s strings.Builder
+		s.WriteString("ENV shared\n")
+		var incs []string
+		for j := 2*i + 1; j <= 2*i+3 && j < n; j++ {
+			fmt.Fprintf(&s, "ENV e%d\n", j)
+			incs = append(incs, fmt.Sprintf("e%d", j))
+		}
+		fmt.Fprintf(&s, "IMAGE ex/api AS api%d PORT 8080 LINK db, shared", i)
+		if len(incs) > 0 {
+			s.WriteString(", " + incs[0])
+		}
+		s.WriteString("\n  SET MODE=bench CMD [\"api\", \"--port\", \"8080\"]\n")
+		s.WriteString("IMAGE ex/db VOLUME data:/var/lib/db\nIMAGE ex/cache LINK db\nIMAGE ex/queue PORT 5672\n")
+		fmt.Fprintf(&s, "IMAGE ex/worker LINK queue, api%d\nEXPOSE api%d\n", i, i)
+		if err := write(fmt.Sprintf("e%d", i), s.String()); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(dir, "e0.denv"), nil
+}
+
+// peakMemory runs `denv compile` on the 1,600-environment graph as a child
+// process and reads its peak RSS, beside `docker-compose config -q` on the
+// output (compose's whole CLI on the same project).
+func (b *bench) peakMemory() {
+	b.logf("peak memory: denv compile of 1,600 envs vs docker-compose config -q")
+	const what = "compile 1,600 envs: CLI, peak RSS"
+	dir := filepath.Join(b.tmp, "g1600")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.na(what, "docker-compose config -q", err.Error())
+		return
+	}
+	root, err := generateGraph(dir, 1600)
+	if err != nil {
+		b.na(what, "docker-compose config -q", err.Error())
+		return
+	}
+	yaml := filepath.Join(dir, "compose.yaml")
+	d, err := b.run(nil, dir, b.denv, "compile", "-o", yaml, root)
+	if err != nil {
+		b.na(what, "docker-compose config -q", err.Error())
+		return
+	}
+	p, err := b.run(nil, dir, b.compose, "-f", yaml, "config", "-q")
+	if err != nil {
+		b.rows = append(b.rows, row{what: what, denv: fmt.Sprintf("%.0f MiB", float64(d.maxRSS)/1024),
+			peerName: "docker-compose config -q", peer: "fails: " + tail(err.Error())})
+		b.rows = append(b.rows, row{what: "compile 1,600 envs: CLI, wall (1 run)", denv: fmtDur(d.wall)})
+		return
+	}
+	b.rows = append(b.rows, row{
+		what: what, denv: fmt.Sprintf("%.0f MiB", float64(d.maxRSS)/1024),
+		peerName: "docker-compose config -q", peer: fmt.Sprintf("%.0f MiB", float64(p.maxRSS)/1024),
+		ratio: fmt.Sprintf("%.2fx", float64(d.maxRSS)/float64(p.maxRSS)),
+	})
+	b.compare(what[:len(what)-len(", peak RSS")]+", wall (1 run)", d.wall, "docker-compose config -q", p.wall, 0)
+}
+
+func (b *bench) startup() {
+	b.logf("start-up: denv --version vs docker-compose version")
+	d, p, err := pair(b.runs, b.proc(nil, b.tmp, b.denv, "--version"), b.proc(nil, b.tmp, b.compose, "version"))
+	if err != nil {
+		b.na("start-up: denv --version", "docker-compose version", err.Error())
+		return
+	}
+	b.compare("start-up: denv --version", d, "docker-compose version", p, 0)
+}
+
+// hasCommand reports whether the denv binary has the subcommand name.
+func (b *bench) hasCommand(name string) bool {
+	out, err := exec.Command(b.denv, name, "--help").CombinedOutput()
+	return err == nil && !bytes.Contains(out, []byte("unknown command"))
+}
+
+// defs lists a store of 1,000 definitions.
+func (b *bench) defs() {
+	const what, peer = "denv defs, 1,000 stored", "docker-compose ls"
+	if !b.hasCommand("defs") || !b.hasCommand("add") {
+		b.na(what, peer, "command missing")
+		return
+	}
+	b.logf("defs with 1,000 stored definitions vs docker-compose ls")
+	dir := filepath.Join(b.tmp, "defs")
+	home := []string{"DENV_HOME=" + filepath.Join(b.tmp, "defs-home")}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	var files []string
+	for i := range 1000 {
+		name := fmt.Sprintf("def%04d.denv", i)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("IMAGE ex/web\nEXPOSE web\n"), 0o644); err != nil {
+			b.na(what, peer, err.Error())
+			return
+		}
+		files = append(files, name)
+	}
+	if _, err := b.run(home, dir, b.denv, append([]string{"add"}, files...)...); err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	d, p, err := pair(b.runs, b.proc(home, dir, b.denv, "defs"), b.proc(nil, dir, b.compose, "ls"))
+	if err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	b.compare(what, d, peer, p, 0)
+}
+
+// daemon reports why the Docker daemon cannot be used, or "".
+func (b *bench) daemon() string {
+	if _, err := b.run(nil, b.tmp, b.compose, "ls"); err != nil {
+		return "no Docker daemon: " + err.Error()
+	}
+	return ""
+}
+
+// lifecycle runs, stops and removes the seed environment with denv and the
+// same compiled project with docker-compose, alternating.
+func (b *bench) lifecycle() {
+	cmds := []struct{ what, peer string }{
+		{"denv run (seed, 4 services)", "docker-compose up -d"},
+		{"denv run (seed, 4 services)", "docker-compose up -d --wait"},
+		{"denv stop", "docker-compose stop"},
+		{"denv rm", "docker-compose down"},
+	}
+	for _, c := range []string{"run", "stop", "rm"} {
+		if !b.hasCommand(c) {
+			for _, r := range cmds {
+				b.na(r.what, r.peer, "command missing")
+			}
+			return
+		}
+	}
+	if why := b.daemon(); why != "" {
+		for _, r := range cmds {
+			b.na(r.what, r.peer, why)
+		}
+		return
+	}
+	b.logf("run/stop/rm vs up -d/stop/down (%d runs)", b.lifeRuns)
+	home := []string{"DENV_HOME=" + filepath.Join(b.tmp, "life-home")}
+	seed := filepath.Join(b.repo, "examples", "expert-system-env.denv")
+	yaml := filepath.Join(b.tmp, "seed.compose.yaml")
+	if _, err := b.run(home, b.tmp, b.denv, "compile", "-o", yaml, seed); err != nil {
+		b.na(cmds[0].what, cmds[0].peer, err.Error())
+		return
+	}
+	var runT, upT, upWaitT, stopT, cstopT, rmT, downT []time.Duration
+	for i := range b.lifeRuns {
+		id := fmt.Sprintf("denvbench-%d", i)
+		cid, wid := id+"-c", id+"-w"
+		for _, p := range []string{id, cid, wid} {
+			b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", p, "down", "-v", "-t", "1") })
+		}
+		steps := []struct {
+			into *[]time.Duration
+			name string
+			args []string
+			env  []string
+		}{
+			{&runT, b.denv, []string{"run", seed, "-n", id}, home},
+			{&upT, b.compose, []string{"-p", cid, "-f", yaml, "up", "-d"}, nil},
+			{&upWaitT, b.compose, []string{"-p", wid, "-f", yaml, "up", "-d", "--wait"}, nil},
+			{&stopT, b.denv, []string{"stop", id}, home},
+			{&cstopT, b.compose, []string{"-p", cid, "stop"}, nil},
+			{&rmT, b.denv, []string{"rm", id}, home},
+			{&downT, b.compose, []string{"-p", cid, "down"}, nil},
+		}
+		for _, s := range steps {
+			r, err := b.run(s.env, b.tmp, s.name, s.args...)
+			if err != nil {
+				b.na(cmds[0].what, cmds[0].peer, err.Error())
+				return
+			}
+			*s.into = append(*s.into, r.wall)
+		}
+		// volumes kept by rm and down, and the --wait project
+		for _, p := range []string{id, cid, wid} {
+			b.run(nil, b.tmp, b.compose, "-p", p, "down", "-v", "-t", "1")
+		}
+	}
+	b.compare(cmds[0].what, median(runT), cmds[0].peer, median(upT), 1.05)
+	b.compare(cmds[1].what, median(runT), cmds[1].peer, median(upWaitT), 0)
+	b.compare(cmds[2].what, median(stopT), cmds[2].peer, median(cstopT), 0)
+	b.compare(cmds[3].what, median(rmT), cmds[3].peer, median(downT), 0)
+}
+
+// envs lists 20 running environments (one service each).
+func (b *bench) envs() {
+	const what, peer = "denv envs, 20 environments", "docker-compose ls"
+	if !b.hasCommand("envs") || !b.hasCommand("run") {
+		b.na(what, peer, "command missing")
+		return
+	}
+	if why := b.daemon(); why != "" {
+		b.na(what, peer, why)
+		return
+	}
+	b.logf("envs with 20 environments vs docker-compose ls")
+	home := []string{"DENV_HOME=" + filepath.Join(b.tmp, "envs-home")}
+	def := filepath.Join(b.tmp, "one.denv")
+	if err := os.WriteFile(def, []byte("IMAGE ex/web\nEXPOSE web\n"), 0o644); err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	for i := range 20 {
+		id := fmt.Sprintf("denvbench-envs-%d", i)
+		b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", id, "down", "-v", "-t", "1") })
+		if _, err := b.run(home, b.tmp, b.denv, "run", def, "-n", id); err != nil {
+			b.na(what, peer, err.Error())
+			return
+		}
+	}
+	d, p, err := pair(b.runs, b.proc(home, b.tmp, b.denv, "envs"), b.proc(nil, b.tmp, b.compose, "ls"))
+	if err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	b.compare(what, d, peer, p, 1.0)
+}
+
+// clone is measured once `denv clone` exists.
+func (b *bench) clone() {
+	const what, peer = "denv clone, 1 GiB volume", "cp -a"
+	if !b.hasCommand("clone") {
+		b.na(what, peer, "command missing")
+		return
+	}
+	b.na(what, peer, "not measured yet: clone appeared after this benchmark was written")
+}
+
+func (b *bench) print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "benchmark\tdenv\tpeer\tpeer's figure\tratio\ttarget\tmet")
+	for _, r := range b.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.what, r.denv, r.peerName, r.peer, r.ratio, r.target, r.met)
+	}
+	tw.Flush()
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	}
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "NO"
+}
+
+// tail shortens a peer's error to its end, where the reason is.
+func tail(s string) string {
+	if len(s) > 70 {
+		return "..." + s[len(s)-70:]
+	}
+	return s
+}
+
+func firstLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if s == "" {
+		return "no output"
+	}
+	return s
+}
