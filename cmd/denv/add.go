@@ -56,7 +56,7 @@ const checkRoot = "0denv-add-check-0"
 
 func runAdd(cmd *cobra.Command, a *app, opts addOptions, args []string) error {
 	if opts.name != "" && len(args) > 1 {
-		return errors.New("add: --name names one definition; got " + fmt.Sprint(len(args)) + " arguments")
+		return fmt.Errorf("add: --name names one definition; got %d arguments", len(args))
 	}
 	if len(args) == 0 && opts.name == "" {
 		return errors.New("add: reading a definition from standard input needs --name NAME")
@@ -177,14 +177,9 @@ func (ad *adder) addArg(arg string) error {
 	if err != nil {
 		return err
 	}
-	if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() {
-		if st, err2 := os.Stat(abs + ".denv"); err2 == nil && st.Mode().IsRegular() && !strings.HasSuffix(abs, ".denv") {
-			abs += ".denv"
-		} else if err != nil {
-			return fmt.Errorf("cannot add %s: %w", arg, err)
-		} else {
-			return fmt.Errorf("cannot add %s: not a regular file", arg)
-		}
+	abs, err = regularFile(abs)
+	if err != nil {
+		return fmt.Errorf("cannot add %s: %w", arg, err)
 	}
 	files := map[string][]byte{}
 	var mu sync.Mutex
@@ -236,6 +231,24 @@ func (ad *adder) addArg(arg string) error {
 		}
 	}
 	return nil
+}
+
+// regularFile returns abs, or abs+".denv" when only that exists (the
+// suffix may be left out, as with compile), if it is a regular file.
+func regularFile(abs string) (string, error) {
+	st, err := os.Stat(abs)
+	if err != nil && !strings.HasSuffix(abs, ".denv") {
+		if st2, err2 := os.Stat(abs + ".denv"); err2 == nil {
+			abs, st, err = abs+".denv", st2, nil
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() {
+		return "", errors.New("not a regular file")
+	}
+	return abs, nil
 }
 
 func (ad *adder) resolveOptions(st resolve.Store, read func(string) ([]byte, error)) resolve.Options {
