@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/denv
 FUZZTIME ?= 10m
 
-.PHONY: build test unit check docker images demo compile-examples bench fuzz clean
+.PHONY: build test unit check docker images demo compile-examples bench bench-go fuzz clean
 
 # CGO_ENABLED=0: a static binary, which `denv clone` imports into the engine
 # as its volume copier (a one-file image cannot hold a dynamic loader).
@@ -51,7 +51,12 @@ fuzz:
 	$(GO) test ./grammar -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./resolve -run '^$$' -fuzz '^FuzzResolveCompile$$' -fuzztime $(FUZZTIME)
 
+# bench: denv beside Docker Compose on the same work, one table (see
+# docs/PERFORMANCE.md); bench-go: every Go benchmark of the tree.
 bench:
+	scripts/bench.sh
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
