@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moby/moby/client"
+
+	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/backend/backendtest"
+)
+
+var staticDenv struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// useStaticCopier points DENV_COPIER at a static build of denv: the clone
+// command imports its copier executable into the engine, and the test
+// binary (dynamically linked, no copier subcommands) cannot serve.
+func useStaticCopier(t testing.TB) string {
+	t.Helper()
+	staticDenv.once.Do(func() {
+		dir, err := os.MkdirTemp("", "denv-static-")
+		if err != nil {
+			staticDenv.err = err
+			return
+		}
+		staticDenv.path = filepath.Join(dir, "denv")
+		cmd := exec.Command("go", "build", "-o", staticDenv.path, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			staticDenv.err = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	if staticDenv.err != nil {
+		t.Fatalf("cannot build a static denv: %v", staticDenv.err)
+	}
+	t.Setenv("DENV_COPIER", staticDenv.path)
+	return staticDenv.path
+}
+
+// cloneSource runs the clone test definition (a key-value db with a named
+// volume and a fixed host port) as a new environment and returns its id
+// and endpoint.
+func cloneSource(t *testing.T, b *backend.Backend) (id, url string) {
+	t.Helper()
+	id = backendtest.ProjectName(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kv.denv")
+	def := fmt.Sprintf("IMAGE ex/db VOLUME data:/data PORT %d:8080\nEXPOSE db\n", port)
+	if err := os.WriteFile(path, []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	downOnCleanup(t, b, id)
+	out := mustDenv(t, "run", "-n", id, path)
+	return id, endpoint(t, out, "db")
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	buf := make([]byte, n/2)
+	if _, err := rand.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(buf)
+}
+
+func mustHTTP(t *testing.T, method, url, body string) string {
+	t.Helper()
+	var got string
+	poll(t, method+" "+url, func() error {
+		code, data, err := httpDo(method, url, body)
+		if err != nil {
+			return err
+		}
+		if code/100 != 2 {
+			return fmt.Errorf("status %d: %.200s", code, data)
+		}
+		got = data
+		return nil
+	})
+	return got
+}
+
+// TestE2EClone writes several MB into a running environment, clones it and
+// checks that the clone answers the same bytes on its own port, that the
+// volumes are identical file by file, and that the two are independent.
+func TestE2EClone(t *testing.T) {
+	b := e2e(t)
+	copier := useStaticCopier(t)
+	ctx := context.Background()
+	src, srcURL := cloneSource(t, b)
+	big := randomHex(t, 6<<20)
+	mustHTTP(t, "PUT", srcURL+"/kv/big", big)
+	mustHTTP(t, "PUT", srcURL+"/kv/small", "hello")
+
+	dst := src + "-c"
+	downOnCleanup(t, b, dst)
+	out := mustDenv(t, "clone", src, "-n", dst)
+	if !strings.Contains(out, "is the source's; the clone gets an ephemeral port for 8080/tcp") {
+		t.Errorf("clone did not say the fixed port was replaced:\n%s", out)
+	}
+	dstURL := endpoint(t, out, "db")
+	if dstURL == srcURL {
+		t.Fatalf("clone took the source's endpoint %s", srcURL)
+	}
+	if got := mustHTTP(t, "GET", dstURL+"/kv/big", ""); got != big {
+		t.Fatalf("clone answers %d bytes for big, want the %d written to the source", len(got), len(big))
+	}
+
+	// file by file: content, mode, owner, times
+	want, err := b.VolumeChecksum(ctx, src+"_data", backend.CopyOptions{Copier: copier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.VolumeChecksum(ctx, dst+"_data", backend.CopyOptions{Copier: copier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != got || !strings.Contains(got, "big") {
+		t.Errorf("volume listings differ:\nsource:\n%s\nclone:\n%s", want, got)
+	}
+
+	// independent: writing to the clone leaves the source as it was
+	mustHTTP(t, "PUT", dstURL+"/kv/small", "changed in the clone")
+	if got := mustHTTP(t, "GET", srcURL+"/kv/small", ""); got != "hello" {
+		t.Errorf("source answers %q after a write to the clone, want hello", got)
+	}
+	if got := mustHTTP(t, "GET", dstURL+"/kv/small", ""); got != "changed in the clone" {
+		t.Errorf("clone answers %q, want its own write", got)
+	}
+	nets, err := b.Networks(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := nets["db"]; len(n) != 1 || n[0] != dst+"_default" {
+		t.Errorf("clone's db is on networks %v, want only %s_default", n, dst)
+	}
+	if e, ok := listed(t, dst, false); !ok || e.ClonedFrom != src || e.Status != "running" {
+		t.Errorf("denv envs shows the clone as %+v (listed: %v), want running, cloned from %s", e, ok, src)
+	}
+	if e, _ := listed(t, src, false); e.Status != "running" {
+		t.Errorf("source is %q after the clone, want running", e.Status)
+	}
+}
+
+// TestE2ECloneFailuresLeaveNothing: a clone from a missing environment,
+// onto a taken name, or failing halfway (after its volumes were made)
+// leaves no container, network, volume or record, and the source running.
+func TestE2ECloneFailuresLeaveNothing(t *testing.T) {
+	b := e2e(t)
+	useStaticCopier(t)
+	c := dockerClient(t)
+	src, srcURL := cloneSource(t, b)
+	mustHTTP(t, "PUT", srcURL+"/kv/k", "v")
+
+	nothingOf := func(id string) {
+		t.Helper()
+		cs, err := c.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+			Filters: client.Filters{}.Add("label", "com.docker.compose.project="+id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nets, vols := projectResources(t, c, id)
+		if len(cs.Items) > 0 || len(nets) > 0 || len(vols) > 0 {
+			t.Errorf("%s left %d containers, networks %v, volumes %v", id, len(cs.Items), nets, vols)
+		}
+		if _, err := c.VolumeInspect(context.Background(), id+"_data", client.VolumeInspectOptions{}); err == nil {
+			t.Errorf("volume %s_data left behind", id)
+		}
+		if _, ok := listed(t, id, true); ok {
+			t.Errorf("record %s left behind", id)
+		}
+	}
+
+	missing := src + "-none"
+	_, errOut, code := denv(t, "clone", missing, "-n", missing+"-c")
+	if code == 0 || !strings.Contains(errOut, missing) {
+		t.Errorf("clone of a missing environment: exit %d, stderr %q", code, errOut)
+	}
+	nothingOf(missing + "-c")
+
+	_, errOut, code = denv(t, "clone", src, "-n", src)
+	if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("clone onto an existing name: exit %d, stderr %q", code, errOut)
+	}
+
+	// Halfway: the copier cannot run (a dynamically linked executable), after
+	// the clone's volumes were created and the source paused.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DENV_COPIER", self)
+	half := src + "-h"
+	downOnCleanup(t, b, half)
+	_, errOut, code = denv(t, "clone", src, "-n", half)
+	if code == 0 || !strings.Contains(errOut, "dynamically linked") || !strings.Contains(errOut, "nothing of "+half+" was kept") {
+		t.Errorf("clone with a broken copier: exit %d, stderr %q", code, errOut)
+	}
+	nothingOf(half)
+
+	if got := mustHTTP(t, "GET", srcURL+"/kv/k", ""); got != "v" {
+		t.Errorf("source answers %q after the failed clones, want v", got)
+	}
+	if e, _ := listed(t, src, false); e.Status != "running" {
+		t.Errorf("source is %q after the failed clones, want running (not paused)", e.Status)
+	}
+}
+
+// TestE2ECloneStopped clones a stopped environment, --no-start, then
+// starts the clone.
+func TestE2ECloneStopped(t *testing.T) {
+	b := e2e(t)
+	useStaticCopier(t)
+	src, srcURL := cloneSource(t, b)
+	mustHTTP(t, "PUT", srcURL+"/kv/k", "kept")
+	mustDenv(t, "stop", src)
+
+	dst := src + "-c"
+	downOnCleanup(t, b, dst)
+	mustDenv(t, "clone", src, "-n", dst, "--no-start")
+	if e, ok := listed(t, dst, true); !ok || e.Status == "running" || e.ClonedFrom != src {
+		t.Errorf("clone --no-start is %+v (listed %v), want not running, cloned from %s", e, ok, src)
+	}
+	out := mustDenv(t, "start", dst)
+	if got := mustHTTP(t, "GET", endpoint(t, out, "db")+"/kv/k", ""); got != "kept" {
+		t.Errorf("started clone answers %q, want kept", got)
+	}
+	if e, _ := listed(t, src, true); e.Status == "running" {
+		t.Errorf("source is running after the clone, want it still stopped")
+	}
+}
+
+// freePort returns a TCP port free on this machine now, for a fixed PORT.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
