@@ -200,6 +200,9 @@ func (ad *adder) addArg(arg string) error {
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(abs), ".denv")
 	}
+	if _, ok := files[abs]; !ok {
+		return fmt.Errorf("internal: %s resolved without being read", abs)
+	}
 	if err := ad.put(name, files[abs], abs); err != nil {
 		return err
 	}
