@@ -18,8 +18,16 @@
 //   - Each service gets deploy: one replica, and the denv labels as service
 //     labels too (the container labels stay), so `docker service ls` and
 //     the stack code can find where a service came from.
-//   - Published ports are in ingress mode (the routing mesh). A port whose
-//     host side was left open gets a port chosen by swarm.
+//   - Published ports are in ingress mode (the routing mesh) by default. A
+//     port whose host side was left open gets a port chosen by swarm.
+//     Options.PublishMode "host" publishes them on the node that runs the
+//     task instead, for engines whose kernel lacks IPVS (the routing mesh
+//     and virtual IPs need it).
+//   - A service without ingress ports has endpoint_mode dnsrr: its name
+//     resolves to its task's address, as a compose service name resolves to
+//     its container's (one replica: no load balancing is lost), and no
+//     IPVS virtual IP is needed. Ingress ports require a virtual IP, so a
+//     service that has them keeps the default (vip).
 //   - A bind mount names an absolute host path, which must exist on the
 //     node a task lands on: a relative source (compile writes those inside
 //     its base directory as ./dir) is made absolute with Options.WorkDir,
@@ -36,11 +44,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	clitypes "github.com/docker/cli/cli/compose/types"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/alebellu/denv/compile"
 )
 
 // Version is the stack file format version written.
@@ -51,6 +62,8 @@ const RestartDelay = 2 * time.Second
 
 // Options configure Stack.
 type Options struct {
+	// PublishMode is "ingress" (the default when empty) or "host".
+	PublishMode string
 	// WorkDir is the directory relative bind sources are relative to (the
 	// BaseDir given to compile); empty refuses relative sources.
 	WorkDir string
@@ -58,6 +71,13 @@ type Options struct {
 
 // Stack builds the stack file of p.
 func Stack(p *types.Project, opts Options) (*clitypes.Config, error) {
+	switch opts.PublishMode {
+	case "":
+		opts.PublishMode = "ingress"
+	case "ingress", "host":
+	default:
+		return nil, fmt.Errorf("swarm: unknown publish mode %q: want ingress or host", opts.PublishMode)
+	}
 	cfg := &clitypes.Config{
 		Version:  Version,
 		Networks: map[string]clitypes.NetworkConfig{},
@@ -88,18 +108,25 @@ func service(s types.ServiceConfig, opts Options) (clitypes.ServiceConfig, error
 	sc := clitypes.ServiceConfig{
 		Name:    s.Name,
 		Image:   s.Image,
-		Command: clitypes.ShellCommand(s.Command),
-		Labels:  clitypes.Labels(maps.Clone(s.Labels)),
+		Command: clitypes.ShellCommand(escapeAll(s.Command)),
+		Labels:  escapeMap(s.Labels),
 		Expose:  clitypes.StringOrNumberList(s.Expose),
 		Deploy: clitypes.DeployConfig{
 			Replicas:      &one,
-			Labels:        clitypes.Labels(maps.Clone(s.Labels)),
+			Labels:        escapeMap(s.Labels),
 			RestartPolicy: &clitypes.RestartPolicy{Condition: "any", Delay: &delay},
 		},
 		Networks: map[string]*clitypes.ServiceNetworkConfig{},
 	}
 	if len(s.Environment) > 0 {
-		sc.Environment = clitypes.MappingWithEquals(maps.Clone(s.Environment))
+		sc.Environment = clitypes.MappingWithEquals{}
+		for k, v := range s.Environment {
+			if v != nil {
+				e := escape(*v)
+				v = &e
+			}
+			sc.Environment[k] = v
+		}
 	}
 	for net, nc := range s.Networks {
 		var c *clitypes.ServiceNetworkConfig
@@ -109,7 +136,7 @@ func service(s types.ServiceConfig, opts Options) (clitypes.ServiceConfig, error
 		sc.Networks[net] = c
 	}
 	for _, pc := range s.Ports {
-		port := clitypes.ServicePortConfig{Mode: "ingress", Target: pc.Target, Protocol: pc.Protocol}
+		port := clitypes.ServicePortConfig{Mode: opts.PublishMode, Target: pc.Target, Protocol: pc.Protocol}
 		if pc.Published != "" {
 			n, err := strconv.ParseUint(pc.Published, 10, 16)
 			if err != nil {
@@ -118,6 +145,11 @@ func service(s types.ServiceConfig, opts Options) (clitypes.ServiceConfig, error
 			port.Published = uint32(n)
 		}
 		sc.Ports = append(sc.Ports, port)
+	}
+	// the runtime adds the image's ports in the stack's publish mode
+	imagePorts := s.Labels[compile.LabelPublishImagePorts] == "true"
+	if opts.PublishMode != "ingress" || len(sc.Ports) == 0 && !imagePorts {
+		sc.Deploy.EndpointMode = "dnsrr"
 	}
 	for _, v := range s.Volumes {
 		vc := clitypes.ServiceVolumeConfig{Type: v.Type, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
@@ -130,6 +162,32 @@ func service(s types.ServiceConfig, opts Options) (clitypes.ServiceConfig, error
 		sc.Volumes = append(sc.Volumes, vc)
 	}
 	return sc, nil
+}
+
+// escape writes '$' as "$$": the stack loader interpolates variables, and
+// denv has none (compile.YAML does the same).
+func escape(s string) string { return strings.ReplaceAll(s, "$", "$$") }
+
+func escapeAll(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = escape(s)
+	}
+	return out
+}
+
+func escapeMap(m map[string]string) clitypes.Labels {
+	if m == nil {
+		return nil
+	}
+	out := clitypes.Labels{}
+	for k, v := range m {
+		out[k] = escape(v)
+	}
+	return out
 }
 
 // YAML renders cfg as `docker stack config` does: yaml.v3, two-space

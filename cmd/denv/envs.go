@@ -93,6 +93,11 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 	list := []envJSON{}
 	for _, rec := range recs {
 		e, ok := live[rec.ID]
+		if rec.Engine == engineSwarm {
+			if e, ok, err = b.StackEnv(ctx, rec.ID); err != nil {
+				return err
+			}
+		}
 		if !ok && !opts.all {
 			continue
 		}

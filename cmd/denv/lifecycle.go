@@ -39,6 +39,9 @@ func runStart(cmd *cobra.Command, a *app, id string) error {
 	if err != nil {
 		return err
 	}
+	if rec.Engine == engineSwarm {
+		return startStack(ctx, cmd.OutOrStdout(), b, rec)
+	}
 	err = b.Start(ctx, id)
 	if errors.Is(err, backend.ErrNotFound) {
 		err = upRecord(ctx, b, rec)
@@ -71,8 +74,12 @@ func runStop(cmd *cobra.Command, a *app, id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := getRecord(es, id); err != nil {
+	rec, err := getRecord(es, id)
+	if err != nil {
 		return err
+	}
+	if rec.Engine == engineSwarm {
+		return b.ScaleStack(ctx, id, 0)
 	}
 	return b.Stop(ctx, id)
 }
@@ -112,8 +119,15 @@ func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := getRecord(es, id); err != nil {
+	rec, err := getRecord(es, id)
+	if err != nil {
 		return err
+	}
+	if rec.Engine == engineSwarm {
+		if err := rmStack(ctx, b, id, opts.force, opts.volumes); err != nil {
+			return err
+		}
+		return es.Remove(id)
 	}
 	if !opts.force {
 		cs, err := b.Ps(ctx, id)

@@ -34,7 +34,9 @@ const publishImagePortsLabel = "denv.publish-image-ports"
 const endpointHost = "127.0.0.1"
 
 type runOptions struct {
-	name string
+	name        string
+	engine      string
+	publishMode string
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -49,17 +51,27 @@ each published endpoint. Without -n the id is the first free
 
 The compiled project is kept under $DENV_HOME/envs/NAME/compose.yaml; later
 commands (envs, start, stop, rm, logs) act on it. If starting fails, what
-this run created is removed and nothing is recorded.`,
+this run created is removed and nothing is recorded.
+
+With --engine swarm the environment is deployed as the Docker Swarm stack
+NAME on the engine (which must be a swarm manager): overlay networks per
+environment, one replica per service, published ports in ingress mode.
+envs, start, stop (scale to 0), rm work on it as on a local one.`,
 		Args: exactArgs(1, "DEF"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd, a, opts, args[0])
 		},
 	}
 	cmd.Flags().StringVarP(&opts.name, "name", "n", "", "environment id `NAME` (default: a free id from the definition's name)")
+	cmd.Flags().StringVar(&opts.engine, "engine", engineLocal, "`ENGINE` to run on: local (Docker Compose) or swarm (a stack)")
+	cmd.Flags().StringVar(&opts.publishMode, "publish-mode", "ingress", "with --engine swarm, publish ports in `MODE` ingress (routing mesh) or host (the task's node; for kernels without IPVS)")
 	return cmd
 }
 
 func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error) {
+	if err := validEngine(opts.engine, opts.publishMode); err != nil {
+		return err
+	}
 	if opts.name != "" {
 		if err := envs.ValidID(opts.name); err != nil {
 			return err
@@ -105,36 +117,53 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 		}()
 		p.Name = res.ID()
 	}
-	yaml, err := compile.YAML(p)
-	if err != nil {
-		return err
-	}
 	wd := p.WorkingDir
 	if wd == "" {
 		if wd, err = os.Getwd(); err != nil {
 			return err
 		}
 	}
+	var yaml []byte
+	if opts.engine == engineSwarm {
+		yaml, err = stackFile(p, wd, opts.publishMode)
+	} else {
+		yaml, err = compile.YAML(p)
+	}
+	if err != nil {
+		return err
+	}
 	rec := envs.Record{
 		ID:         res.ID(),
 		Definition: g.Root.Def,
 		Digest:     digest(yaml),
 		Created:    time.Now().UTC(),
-		Engine:     "local",
+		Engine:     opts.engine,
 		WorkDir:    wd,
 		Project:    yaml,
 	}
-	if err := upRecord(ctx, b, rec); err != nil {
+	if rec.Engine == engineSwarm {
+		err = deployRecord(ctx, b, rec)
+	} else {
+		err = upRecord(ctx, b, rec)
+	}
+	if err != nil {
 		return err
 	}
 	if err := res.Commit(rec); err != nil {
 		// Nothing recorded: do not leave an environment no command knows.
 		downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if derr := b.Down(downCtx, rec.ID, false); derr != nil {
+		down := func() error { return b.Down(downCtx, rec.ID, false) }
+		if rec.Engine == engineSwarm {
+			down = func() error { return b.RemoveStack(downCtx, rec.ID, false) }
+		}
+		if derr := down(); derr != nil {
 			return fmt.Errorf("%w (and removing the environment failed: %v)", err, derr)
 		}
 		return err
+	}
+	if rec.Engine == engineSwarm {
+		return printStackEndpoints(ctx, cmd.OutOrStdout(), b, rec.ID)
 	}
 	return printEndpoints(ctx, cmd.OutOrStdout(), b, rec.ID)
 }

@@ -1,0 +1,462 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/docker/cli/cli/compose/convert"
+	"github.com/docker/cli/cli/compose/loader"
+	clitypes "github.com/docker/cli/cli/compose/types"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+)
+
+// A stack is how denv runs an environment on Docker Swarm: the stack file
+// that package swarm builds, deployed the way `docker stack deploy` does
+// it (the Docker CLI's cli/compose/convert turns it into network and
+// service specs; the engine's service API creates them), so that `docker
+// stack ls|ps|rm NAME` work on it. Images are used as they are on the
+// node: no registry is asked for a digest (the local ex/* images have
+// none), so on a cluster of several nodes every node must have them.
+
+// labelPublishImagePorts mirrors compile.LabelPublishImagePorts (backend
+// does not import compile).
+const labelPublishImagePorts = "denv.publish-image-ports"
+
+// SwarmActive reports whether the engine is a node of an active swarm and,
+// if so, whether it is a manager (only managers can deploy).
+func (b *Backend) SwarmActive(ctx context.Context) (active, manager bool, err error) {
+	info, err := b.api.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return false, false, fmt.Errorf("cannot ask the Docker daemon about swarm mode: %s", oneLine(err))
+	}
+	s := info.Info.Swarm
+	return s.LocalNodeState == swarm.LocalNodeStateActive, s.ControlAvailable, nil
+}
+
+// SwarmInit makes the engine the single manager of a new swarm,
+// advertising addr (e.g. 127.0.0.1 for a one-node swarm).
+func (b *Backend) SwarmInit(ctx context.Context, addr string) error {
+	if _, err := b.api.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: addr}); err != nil {
+		return fmt.Errorf("swarm init: %s", oneLine(err))
+	}
+	return nil
+}
+
+// SwarmLeave makes the engine leave its swarm (forced: a lone manager
+// cannot leave otherwise).
+func (b *Backend) SwarmLeave(ctx context.Context) error {
+	if _, err := b.api.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+		return fmt.Errorf("swarm leave: %s", oneLine(err))
+	}
+	return nil
+}
+
+// ErrNotSwarmManager is returned by stack operations on an engine that is
+// not a swarm manager.
+var ErrNotSwarmManager = errors.New("this Docker engine is not a swarm manager: run 'docker swarm init' (or use a manager's context) to use --engine swarm")
+
+func (b *Backend) requireManager(ctx context.Context) error {
+	_, manager, err := b.SwarmActive(ctx)
+	if err != nil {
+		return err
+	}
+	if !manager {
+		return ErrNotSwarmManager
+	}
+	return nil
+}
+
+func stackFilter(name string) client.Filters {
+	return make(client.Filters).Add("label", convert.LabelNamespace+"="+name)
+}
+
+// DeployStack deploys cfg as the stack name: its overlay networks, then its
+// services, publishing the image's EXPOSE ports (in ingress mode, on ports
+// swarm chooses) of the services labelled denv.publish-image-ports. If it
+// fails halfway, what it created is removed.
+func (b *Backend) DeployStack(ctx context.Context, name string, cfg *clitypes.Config) (err error) {
+	if err := b.requireManager(ctx); err != nil {
+		return err
+	}
+	if existing, err := b.stackServices(ctx, name); err != nil {
+		return err
+	} else if len(existing) > 0 {
+		return fmt.Errorf("stack %q already exists", name)
+	}
+	cfg = withImagePorts(cfg)
+	for i, s := range cfg.Services {
+		if s.Labels[labelPublishImagePorts] != "true" || len(s.Ports) > 0 {
+			continue
+		}
+		ports, err := b.imageExposedPorts(ctx, s.Image)
+		if err != nil {
+			return err
+		}
+		// a dnsrr service has no virtual IP, which ingress ports need
+		mode := "ingress"
+		if s.Deploy.EndpointMode == "dnsrr" {
+			mode = "host"
+		}
+		for _, p := range ports {
+			cfg.Services[i].Ports = append(cfg.Services[i].Ports, clitypes.ServicePortConfig{Mode: mode, Target: uint32(p.port), Protocol: p.proto})
+		}
+	}
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultPingTimeout*6)
+			defer cancel()
+			if rerr := b.RemoveStack(cctx, name, false); rerr != nil {
+				err = fmt.Errorf("%w (and removing what was created failed: %v)", err, rerr)
+			}
+		}
+	}()
+	ns := convert.NewNamespace(name)
+	used := map[string]struct{}{}
+	for _, s := range cfg.Services {
+		for n := range s.Networks {
+			used[n] = struct{}{}
+		}
+	}
+	nets, external := convert.Networks(ns, cfg.Networks, used)
+	if len(external) > 0 {
+		return fmt.Errorf("stack %s: external networks are not supported: %v", name, external)
+	}
+	for _, n := range slices.Sorted(maps.Keys(nets)) {
+		opts := nets[n]
+		if opts.Driver == "" {
+			opts.Driver = "overlay"
+		}
+		if _, err := b.api.NetworkCreate(ctx, n, opts); err != nil {
+			return fmt.Errorf("stack %s: cannot create network %s: %s", name, n, oneLine(err))
+		}
+	}
+	specs, err := convert.Services(ctx, ns, cfg, b.api)
+	if err != nil {
+		return fmt.Errorf("stack %s: %s", name, oneLine(err))
+	}
+	for _, n := range slices.Sorted(maps.Keys(specs)) {
+		// QueryRegistry false: the image is taken as it is on the node.
+		if _, err := b.api.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: specs[n]}); err != nil {
+			return fmt.Errorf("stack %s: cannot create service %s: %s", name, ns.Scope(n), oneLine(err))
+		}
+	}
+	return nil
+}
+
+// withImagePorts returns a copy of cfg whose services can be given ports
+// without touching the caller's.
+func withImagePorts(cfg *clitypes.Config) *clitypes.Config {
+	c := *cfg
+	c.Services = slices.Clone(cfg.Services)
+	for i := range c.Services {
+		c.Services[i].Ports = slices.Clone(c.Services[i].Ports)
+	}
+	return &c
+}
+
+func (b *Backend) stackServices(ctx context.Context, name string) ([]swarm.Service, error) {
+	res, err := b.api.ServiceList(ctx, client.ServiceListOptions{Filters: stackFilter(name), Status: true})
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: cannot list services: %s", name, oneLine(err))
+	}
+	return res.Items, nil
+}
+
+// RemoveStack removes the services and networks of stack name, as
+// `docker stack rm` does, and its volumes too when removeVolumes is set
+// (`docker stack rm` keeps them).
+func (b *Backend) RemoveStack(ctx context.Context, name string, removeVolumes bool) error {
+	svcs, err := b.stackServices(ctx, name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range svcs {
+		if _, err := b.api.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove service %s: %s", s.Spec.Name, oneLine(err)))
+		}
+	}
+	nets, err := b.api.NetworkList(ctx, client.NetworkListOptions{Filters: stackFilter(name)})
+	if err != nil {
+		return fmt.Errorf("stack %s: cannot list networks: %s", name, oneLine(err))
+	}
+	for _, n := range nets.Items {
+		// a network is busy until the tasks' containers are gone
+		if err := retry(ctx, func() error {
+			_, err := b.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+			if isNotFound(err) {
+				return nil
+			}
+			return err
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("remove network %s: %s", n.Name, oneLine(err)))
+		}
+	}
+	if removeVolumes {
+		vols, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: stackFilter(name)})
+		if err != nil {
+			return fmt.Errorf("stack %s: cannot list volumes: %s", name, oneLine(err))
+		}
+		for _, v := range vols.Items {
+			// a volume is in use until the tasks' containers are gone
+			if err := retry(ctx, func() error {
+				_, err := b.api.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{})
+				if isNotFound(err) {
+					return nil
+				}
+				return err
+			}); err != nil {
+				errs = append(errs, fmt.Errorf("remove volume %s: %s", v.Name, oneLine(err)))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("stack %s: %w", name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// ScaleStack sets every service of stack name to replicas tasks: 0 stops
+// the stack, keeping its services, networks and volumes; 1 starts it again.
+func (b *Backend) ScaleStack(ctx context.Context, name string, replicas uint64) error {
+	svcs, err := b.stackServices(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(svcs) == 0 {
+		return fmt.Errorf("stack %s: %w", name, ErrNotFound)
+	}
+	for _, s := range svcs {
+		spec := s.Spec
+		if spec.Mode.Replicated == nil {
+			continue
+		}
+		r := replicas
+		spec.Mode.Replicated.Replicas = &r
+		if _, err := b.api.ServiceUpdate(ctx, s.ID, client.ServiceUpdateOptions{Version: s.Version, Spec: spec}); err != nil {
+			return fmt.Errorf("stack %s: cannot scale service %s: %s", name, spec.Name, oneLine(err))
+		}
+	}
+	return nil
+}
+
+// StackService is one service of a stack.
+type StackService struct {
+	// Name is the service's name in the stack (without the stack prefix).
+	Name string
+	// Desired and Running count its tasks.
+	Desired, Running uint64
+	// Ports are its published ports (HostPort is the ingress port).
+	Ports []Port
+}
+
+// Stack describes the services of stack name, sorted by name.
+func (b *Backend) Stack(ctx context.Context, name string) ([]StackService, error) {
+	svcs, err := b.stackServices(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	ns := convert.NewNamespace(name)
+	var out []StackService
+	for _, s := range svcs {
+		short := s.Spec.Name
+		if len(short) > len(ns.Name())+1 {
+			short = short[len(ns.Name())+1:]
+		}
+		ss := StackService{Name: short}
+		if s.ServiceStatus != nil {
+			ss.Desired, ss.Running = s.ServiceStatus.DesiredTasks, s.ServiceStatus.RunningTasks
+		}
+		for _, p := range s.Endpoint.Ports {
+			if p.PublishedPort == 0 {
+				continue
+			}
+			ss.Ports = append(ss.Ports, Port{Service: short, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: string(p.Protocol)})
+		}
+		out = append(out, ss)
+	}
+	// Host-mode ports are not on the service's endpoint but on its running
+	// tasks.
+	tasks, err := b.api.TaskList(ctx, client.TaskListOptions{Filters: stackFilter(name).Add("desired-state", "running")})
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: cannot list tasks: %s", name, oneLine(err))
+	}
+	byID := map[string]int{}
+	for _, s := range svcs {
+		for j := range out {
+			if s.Spec.Name == ns.Scope(out[j].Name) {
+				byID[s.ID] = j
+			}
+		}
+	}
+	for _, t := range tasks.Items {
+		j, ok := byID[t.ServiceID]
+		if !ok || t.Status.State != swarm.TaskStateRunning {
+			continue
+		}
+		for _, p := range t.Status.PortStatus.Ports {
+			port := Port{Service: out[j].Name, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: string(p.Protocol)}
+			// the engine lists a host port once per address family
+			if p.PublishMode == swarm.PortConfigPublishModeHost && p.PublishedPort != 0 && !slices.Contains(out[j].Ports, port) {
+				out[j].Ports = append(out[j].Ports, port)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// WaitStack waits until every service of stack name runs all the tasks it
+// should, or timeout passes (then the error names a service that does not,
+// with its last task error).
+func (b *Backend) WaitStack(ctx context.Context, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		svcs, err := b.Stack(ctx, name)
+		if err != nil {
+			return err
+		}
+		var waiting string
+		for _, s := range svcs {
+			if s.Running < s.Desired {
+				waiting = s.Name
+				break
+			}
+		}
+		if waiting == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stack %s: service %s is not running after %s%s", name, waiting, timeout, b.taskError(ctx, name, waiting))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// taskError is ": ERR" for the latest task error of a stack service.
+func (b *Backend) taskError(ctx context.Context, name, service string) string {
+	tasks, err := b.api.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("service", convert.NewNamespace(name).Scope(service))})
+	if err != nil {
+		return ""
+	}
+	var latest *swarm.Task
+	for i, t := range tasks.Items {
+		if t.Status.Err != "" && (latest == nil || t.Status.Timestamp.After(latest.Status.Timestamp)) {
+			latest = &tasks.Items[i]
+		}
+	}
+	if latest == nil {
+		return ""
+	}
+	return ": " + latest.Status.Err
+}
+
+// StackNetworks maps each service of stack name to the stack networks it
+// is attached to (names without the stack prefix), sorted.
+func (b *Backend) StackNetworks(ctx context.Context, name string) (map[string][]string, error) {
+	svcs, err := b.stackServices(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	nets, err := b.api.NetworkList(ctx, client.NetworkListOptions{Filters: stackFilter(name)})
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: cannot list networks: %s", name, oneLine(err))
+	}
+	prefix := len(name) + 1
+	byID := map[string]string{}
+	for _, n := range nets.Items {
+		byID[n.ID] = n.Name[min(prefix, len(n.Name)):]
+	}
+	out := map[string][]string{}
+	for _, s := range svcs {
+		short := s.Spec.Name[min(prefix, len(s.Spec.Name)):]
+		var ns []string
+		for _, a := range s.Spec.TaskTemplate.Networks {
+			if n, ok := byID[a.Target]; ok {
+				ns = append(ns, n)
+			}
+		}
+		slices.Sort(ns)
+		out[short] = ns
+	}
+	return out, nil
+}
+
+// retry calls f until it succeeds, ctx ends, or a minute passes, polling
+// every half second: removing a stack's network fails while the tasks'
+// containers that use it are still being removed.
+func retry(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// StackEnv describes stack name as an Env (Status from its tasks: running
+// when every service runs all it should and something should, stopped when
+// nothing should or does run, partial otherwise); found is false when the
+// stack has no service.
+func (b *Backend) StackEnv(ctx context.Context, name string) (e Env, found bool, err error) {
+	svcs, err := b.Stack(ctx, name)
+	if err != nil || len(svcs) == 0 {
+		return Env{}, false, err
+	}
+	e = Env{Name: name}
+	var desired, running uint64
+	complete := true
+	for _, s := range svcs {
+		e.Services = append(e.Services, s.Name)
+		e.Ports = append(e.Ports, s.Ports...)
+		desired += s.Desired
+		running += s.Running
+		if s.Running < s.Desired {
+			complete = false
+		}
+	}
+	switch {
+	case desired > 0 && complete:
+		e.Status = StatusRunning
+	case running == 0:
+		e.Status = StatusStopped
+	default:
+		e.Status = StatusPartial
+	}
+	return e, true, nil
+}
+
+// LoadStack reads a stack file as `docker stack deploy -c` does (the
+// Docker CLI's loader, with its schema validation); relative paths are
+// relative to workDir.
+func LoadStack(yaml []byte, workDir string) (*clitypes.Config, error) {
+	dict, err := loader.ParseYAML(yaml)
+	if err != nil {
+		return nil, fmt.Errorf("stack file: %s", oneLine(err))
+	}
+	cfg, err := loader.Load(clitypes.ConfigDetails{
+		WorkingDir:  workDir,
+		ConfigFiles: []clitypes.ConfigFile{{Filename: "compose.yaml", Config: dict}},
+		Environment: map[string]string{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stack file: %s", oneLine(err))
+	}
+	return cfg, nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/client"
+
+	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/backend/backendtest"
+)
+
+// requireSwarm makes the engine a one-node swarm manager for the test: it
+// runs swarm init (advertising 127.0.0.1) when the engine is in no swarm,
+// and leaves the swarm afterwards only in that case.
+func requireSwarm(t *testing.T, b *backend.Backend) {
+	t.Helper()
+	ctx := context.Background()
+	active, manager, err := b.SwarmActive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if active && !manager {
+		t.Skip("the engine is a swarm worker; stacks need a manager")
+	}
+	if active {
+		return
+	}
+	if err := b.SwarmInit(ctx, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.SwarmLeave(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestE2ESwarmExpertSystem deploys the seed's expert-system environment as
+// a stack with denv run --engine swarm, gets web/db/worker ok from the
+// expert system on its ingress port, checks encapsulation on the stack's
+// networks, stops (scale to 0), starts and removes it.
+func TestE2ESwarmExpertSystem(t *testing.T) {
+	b := e2e(t)
+	requireSwarm(t, b)
+	ctx := context.Background()
+	id := backendtest.ProjectName(t)
+	// registered after requireSwarm's cleanup, so it runs before the leave
+	t.Cleanup(func() {
+		if err := b.RemoveStack(context.Background(), id, true); err != nil {
+			t.Error(err)
+		}
+	})
+	def, err := filepath.Abs("../../examples/expert-system-env.denv")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The routing mesh (ingress ports, virtual IPs) needs the kernel's IPVS,
+	// which Docker loads at swarm init; without it (some CI kernels) the
+	// ports are published in host mode. Ingress output is golden-tested.
+	mode := "ingress"
+	if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
+		mode = "host"
+		t.Logf("no /proc/net/ip_vs: publishing in host mode")
+	}
+	out := mustDenv(t, "run", "--engine", "swarm", "--publish-mode", mode, def, "-n", id)
+	url := endpoint(t, out, "expert-system")
+	answers := func() error {
+		code, body, err := httpDo("GET", url+"/", "")
+		if err != nil {
+			return err
+		}
+		var answer map[string]any
+		if err := json.Unmarshal([]byte(body), &answer); err != nil {
+			return fmt.Errorf("status %d: %v: %s", code, err, body)
+		}
+		for _, k := range []string{"web", "db", "worker"} {
+			if answer[k] != "ok" {
+				return fmt.Errorf("%s is %v in %s", k, answer[k], body)
+			}
+		}
+		return nil
+	}
+	poll(t, "expert-system answers web/db/worker ok on the swarm", answers)
+
+	// Encapsulation on the running stack's networks.
+	nets, err := b.StackNetworks(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nets) != 4 || len(nets["expert-system"]) == 0 {
+		t.Fatalf("stack networks: %v", nets)
+	}
+	for _, other := range []string{"web-env-db", "worker-env-worker"} {
+		for _, n := range nets[other] {
+			if slices.Contains(nets["expert-system"], n) {
+				t.Errorf("expert-system shares network %s with %s (%v)", n, other, nets)
+			}
+		}
+	}
+	if !slices.Contains(nets["web-env-web"], "default") {
+		t.Errorf("web-env-web is not on the root network: %v", nets)
+	}
+
+	e, ok := listed(t, id, false)
+	if !ok || e.Status != "running" || len(e.Services) != 4 || len(e.Ports) != 1 {
+		t.Fatalf("denv envs: %+v (listed %v)", e, ok)
+	}
+
+	// stop scales to 0 and keeps the stack; start brings it back.
+	mustDenv(t, "stop", id)
+	poll(t, "the stack stops", func() error {
+		if e, _ := listed(t, id, false); e.Status != "stopped" {
+			return fmt.Errorf("status %q", e.Status)
+		}
+		return nil
+	})
+	// a new task: in host mode an open host port may change
+	url = endpoint(t, mustDenv(t, "start", id), "expert-system")
+	poll(t, "expert-system answers again after start", answers)
+
+	if _, errOut, code := denv(t, "rm", id); code == 0 || !strings.Contains(errOut, "is running") {
+		t.Errorf("rm of a running stack: exit %d, %q", code, errOut)
+	}
+	mustDenv(t, "rm", "--force", id)
+	if svcs, err := b.Stack(ctx, id); err != nil || len(svcs) != 0 {
+		t.Errorf("services left after rm: %v %v", svcs, err)
+	}
+	// swarm removes networks asynchronously
+	poll(t, "the stack's networks are removed", func() error {
+		left, err := dockerClient(t).NetworkList(ctx, client.NetworkListOptions{
+			Filters: client.Filters{}.Add("label", "com.docker.stack.namespace="+id),
+		})
+		if err == nil && len(left.Items) != 0 {
+			err = fmt.Errorf("left: %v", left.Items)
+		}
+		return err
+	})
+	if _, ok := listed(t, id, true); ok {
+		t.Errorf("%s still listed after rm", id)
+	}
+}
