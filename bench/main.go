@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,9 +34,10 @@ import (
 
 func main() {
 	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
-	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down")
+	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down, and of clone against cp -a")
+	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone); empty: all")
 	flag.Parse()
-	if err := benchMain(context.Background(), *runs, *lifeRuns, os.Stdout, os.Stderr); err != nil {
+	if err := benchMain(context.Background(), *runs, *lifeRuns, *only, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -60,7 +62,7 @@ type row struct {
 	what, denv, peerName, peer, ratio, target, met string
 }
 
-func benchMain(ctx context.Context, runs, lifeRuns int, out, log io.Writer) error {
+func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io.Writer) error {
 	repo, err := os.Getwd()
 	if err != nil {
 		return err
@@ -79,13 +81,18 @@ func benchMain(ctx context.Context, runs, lifeRuns int, out, log io.Writer) erro
 	if err := b.build(); err != nil {
 		return err
 	}
-	b.compileVsLoader()
-	b.peakMemory()
-	b.startup()
-	b.defs()
-	b.lifecycle()
-	b.envs()
-	b.clone()
+	parts := []struct {
+		name string
+		run  func()
+	}{
+		{"compile", b.compileVsLoader}, {"memory", b.peakMemory}, {"startup", b.startup}, {"defs", b.defs},
+		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone},
+	}
+	for _, p := range parts {
+		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
+			p.run()
+		}
+	}
 	b.print(out)
 	return nil
 }
@@ -100,7 +107,10 @@ func (b *bench) build() error {
 	b.logf("building denv and docker-compose")
 	b.denv = filepath.Join(b.tmp, "denv")
 	b.compose = filepath.Join(b.tmp, "docker-compose")
-	if out, err := exec.Command("go", "build", "-o", b.denv, "./cmd/denv").CombinedOutput(); err != nil {
+	// static, as `make build` makes it: clone runs the binary in the engine
+	build := exec.Command("go", "build", "-o", b.denv, "./cmd/denv")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building denv: %v: %s", err, firstLine(out))
 	}
 	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/docker/compose/v5").Output()
@@ -133,7 +143,7 @@ func (b *bench) run(env []string, dir string, name string, args ...string) (resu
 	err := cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
-		return result{}, fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, firstLine(out.Bytes()))
+		return result{}, fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, lastLine(out.Bytes()))
 	}
 	r := result{wall: wall}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -195,8 +205,8 @@ func (b *bench) compare(what string, d time.Duration, peerName string, p time.Du
 }
 
 func (b *bench) na(what, peerName, why string) {
-	if len(why) > 90 {
-		why = why[:90] + "..."
+	if len(why) > 160 {
+		why = why[:160] + "..."
 	}
 	b.rows = append(b.rows, row{what: what, denv: "n/a (" + why + ")", peerName: peerName})
 }
@@ -512,14 +522,93 @@ func (b *bench) envs() {
 	b.compare(what, d, peer, p, 1.0)
 }
 
-// clone is measured once `denv clone` exists.
+// clone copies an environment whose volume holds 1 GiB (16 values of 64
+// MiB stored through ex/db) with `denv clone --no-start`, against `cp -a`
+// of that volume's directory on the host (needs root to read it).
 func (b *bench) clone() {
-	const what, peer = "denv clone, 1 GiB volume", "cp -a"
-	if !b.hasCommand("clone") {
+	const what, peer = "denv clone --no-start, 1 GiB volume", "cp -a of the volume dir"
+	if !b.hasCommand("clone") || !b.hasCommand("run") {
 		b.na(what, peer, "command missing")
 		return
 	}
-	b.na(what, peer, "not measured yet: clone appeared after this benchmark was written")
+	if why := b.daemon(); why != "" {
+		b.na(what, peer, why)
+		return
+	}
+	b.logf("clone of a 1 GiB volume vs cp -a (%d runs)", b.lifeRuns)
+	home := []string{"DENV_HOME=" + filepath.Join(b.tmp, "clone-home")}
+	def := filepath.Join(b.tmp, "store.denv")
+	if err := os.WriteFile(def, []byte("IMAGE ex/db VOLUME data:/data\nEXPOSE db\n"), 0o644); err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	id := "denvbench-clone"
+	b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", id, "down", "-v", "-t", "1") })
+	out, err := b.output(home, b.denv, "run", def, "-n", id)
+	if err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	url := regexp.MustCompile(`http://\S+`).FindString(out)
+	if url == "" {
+		b.na(what, peer, "no endpoint in: "+firstLine([]byte(out)))
+		return
+	}
+	chunk := bytes.Repeat([]byte("denv-bench-0123456789abcdef\n"), (64<<20)/28+1)[:64<<20]
+	for i := range 16 {
+		req, _ := http.NewRequestWithContext(b.ctx, http.MethodPut, fmt.Sprintf("%s/kv/blob%d", url, i), bytes.NewReader(chunk))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.na(what, peer, err.Error())
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			b.na(what, peer, "storing 64 MiB: "+resp.Status)
+			return
+		}
+	}
+	src, err := b.output(nil, "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", id+"_data")
+	if err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	src = strings.TrimSpace(src)
+	var cloneT, cpT []time.Duration
+	for i := range b.lifeRuns {
+		cid := fmt.Sprintf("%s-%d", id, i)
+		b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", cid, "down", "-v", "-t", "1") })
+		r, err := b.run(home, b.tmp, b.denv, "clone", id, "-n", cid, "--no-start")
+		if err != nil {
+			b.na(what, peer, err.Error())
+			return
+		}
+		cloneT = append(cloneT, r.wall)
+		b.run(nil, b.tmp, b.compose, "-p", cid, "down", "-v", "-t", "1")
+		dst := filepath.Join(b.tmp, fmt.Sprintf("cp-%d", i))
+		r, err = b.run(nil, b.tmp, "cp", "-a", src, dst)
+		if err != nil {
+			b.na(what, peer, err.Error())
+			return
+		}
+		cpT = append(cpT, r.wall)
+		os.RemoveAll(dst)
+	}
+	b.compare(what, median(cloneT), peer, median(cpT), 1.5)
+}
+
+// output runs a command and returns its standard output.
+func (b *bench) output(env []string, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(b.ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = b.tmp
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, firstLine(stderr.Bytes()))
+	}
+	return string(out), nil
 }
 
 func (b *bench) print(w io.Writer) {
@@ -555,6 +644,12 @@ func tail(s string) string {
 		return "..." + s[len(s)-70:]
 	}
 	return s
+}
+
+// lastLine is where a command prints its error, after any progress.
+func lastLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	return s[strings.LastIndexByte(s, '\n')+1:]
 }
 
 func firstLine(b []byte) string {
