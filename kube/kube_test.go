@@ -86,11 +86,16 @@ func TestGolden(t *testing.T) {
 func decodeStrict(t *testing.T, out []byte) map[string]any {
 	t.Helper()
 	objs := map[string]any{}
-	docs := strings.Split(string(out), "\n---\n")
-	for i, doc := range docs {
-		if i == 0 {
-			_, doc, _ = strings.Cut(doc, "---\n")
-		}
+	// leading "# denv:" notes, then "---\n" before every document
+	body := string(out)
+	for strings.HasPrefix(body, "#") {
+		_, body, _ = strings.Cut(body, "\n")
+	}
+	body, ok := strings.CutPrefix(body, "---\n")
+	if !ok {
+		t.Fatalf("output does not start with a document:\n%s", out)
+	}
+	for i, doc := range strings.Split(body, "\n---\n") {
 		var tm struct{ Kind string }
 		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
 			t.Fatalf("document %d: %v", i, err)
@@ -272,5 +277,57 @@ func TestBindWithWorkDir(t *testing.T) {
 	vol := d.Spec.Template.Spec.Volumes[0]
 	if vol.HostPath == nil || vol.HostPath.Path != filepath.Join(dir, "data") || !d.Spec.Template.Spec.Containers[0].VolumeMounts[0].ReadOnly {
 		t.Errorf("volume %+v, mounts %+v", vol, d.Spec.Template.Spec.Containers[0].VolumeMounts)
+	}
+}
+
+// TestAmbiguousAlias: "db" means a-db on a's network and b-db on b's; a
+// namespace cannot hold both, so no Service "db" is made and a comment
+// says why. Each db stays reachable only from its own environment.
+func TestAmbiguousAlias(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"e.denv": "ENV a\nENV b\nIMAGE ex/app LINK a, b\n",
+		"a.denv": "IMAGE ex/db\nIMAGE ex/api LINK db\nEXPOSE api\n",
+		"b.denv": "IMAGE ex/db\nIMAGE ex/api LINK db\nEXPOSE api\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := kube.Manifests(project(t, dir, "e.denv"), kube.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "# denv: alias \"api\" not created: it names a-api and b-api on different networks\n# denv: alias \"db\" not created: it names a-db and b-db on different networks\n") {
+		t.Errorf("notes missing:\n%s", out)
+	}
+	objs := decodeStrict(t, out)
+	if _, ok := objs["Service/db"]; ok {
+		t.Error("ambiguous alias db was created")
+	}
+	for _, n := range []string{"a", "b", "a-db", "b-db"} {
+		if _, ok := objs["Service/"+n]; !ok {
+			t.Errorf("no Service %s", n)
+		}
+	}
+	var pols []*networkingv1.NetworkPolicy
+	pods := map[string]map[string]string{}
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *networkingv1.NetworkPolicy:
+			pols = append(pols, o)
+		case *appsv1.Deployment:
+			pods[o.Name] = o.Spec.Template.Labels
+		}
+	}
+	for pair, want := range map[[2]string]bool{
+		{"a-api", "a-db"}: true, {"b-api", "a-db"}: false, {"app", "a-db"}: false,
+		{"app", "a-api"}: true, {"app", "b-api"}: true,
+		// both exposed into the root network, as on compose
+		{"a-api", "b-api"}: true, {"a-db", "b-api"}: false,
+	} {
+		if got := admits(pols, pods[pair[0]], pods[pair[1]]); got != want {
+			t.Errorf("%s -> %s admitted = %v, want %v", pair[0], pair[1], got, want)
+		}
 	}
 }

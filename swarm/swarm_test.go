@@ -160,3 +160,47 @@ func TestRelativeBind(t *testing.T) {
 		t.Errorf("bind source %q, want %q", got, want)
 	}
 }
+
+// compileBody writes files into a directory and compiles its e.denv.
+func compileBody(t *testing.T, files map[string]string) *types.Project {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return project(t, dir, "e.denv")
+}
+
+// TestPublishModeAndEscaping: host mode makes every service dnsrr with
+// host ports; ingress keeps a virtual IP only where ports are published;
+// '$' survives the stack loader's interpolation.
+func TestPublishModeAndEscaping(t *testing.T) {
+	p := compileBody(t, map[string]string{"e.denv": "IMAGE ex/web PORT 8080:80 SET PRICE=5$ LINK db\nIMAGE ex/db\nEXPOSE web\n"})
+	for _, mode := range []string{"ingress", "host"} {
+		out, err := swarm.Compose(p, swarm.Options{PublishMode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := load(t, out)
+		svc := map[string]clitypes.ServiceConfig{}
+		for _, s := range cfg.Services {
+			svc[s.Name] = s
+		}
+		web, db := svc["web"], svc["db"]
+		if len(web.Ports) != 1 || web.Ports[0].Mode != mode || web.Ports[0].Published != 8080 || web.Ports[0].Target != 80 {
+			t.Errorf("%s: web ports %+v", mode, web.Ports)
+		}
+		wantWeb := map[string]string{"ingress": "", "host": "dnsrr"}[mode]
+		if web.Deploy.EndpointMode != wantWeb || db.Deploy.EndpointMode != "dnsrr" {
+			t.Errorf("%s: endpoint modes web %q db %q", mode, web.Deploy.EndpointMode, db.Deploy.EndpointMode)
+		}
+		if v := web.Environment["PRICE"]; v == nil || *v != "5$" {
+			t.Errorf("%s: PRICE = %v after loading", mode, v)
+		}
+	}
+	if _, err := swarm.Compose(p, swarm.Options{PublishMode: "mesh"}); err == nil {
+		t.Error("unknown publish mode accepted")
+	}
+}
