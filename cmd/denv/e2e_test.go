@@ -424,6 +424,18 @@ func TestE2EFailedRunLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(os.Getenv("DENV_HOME"), "envs", id)); !os.IsNotExist(err) {
 		t.Errorf("record left behind: %v", err)
 	}
+
+	// A definition that does not compile releases the name it claimed.
+	bad := filepath.Join(t.TempDir(), "broken.denv")
+	if err := os.WriteFile(bad, []byte("IMAGE ex/db LINK nowhere\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := denv(t, "run", bad, "-n", id); code == 0 || !regexp.MustCompile(`^\S*broken.denv:1:18: unknown target "nowhere"[^\n]*\n$`).MatchString(errOut) {
+		t.Errorf("run of a broken definition: exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(os.Getenv("DENV_HOME"), "envs", id)); !os.IsNotExist(err) {
+		t.Errorf("reservation left behind: %v", err)
+	}
 }
 
 // benchBinaries builds the denv command and the Docker Compose CLI of the
