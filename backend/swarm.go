@@ -1,17 +1,21 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/docker/cli/cli/compose/convert"
 	"github.com/docker/cli/cli/compose/loader"
 	clitypes "github.com/docker/cli/cli/compose/types"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 )
@@ -459,4 +463,86 @@ func LoadStack(yaml []byte, workDir string) (*clitypes.Config, error) {
 		return nil, fmt.Errorf("stack file: %s", oneLine(err))
 	}
 	return cfg, nil
+}
+
+// StackLogs writes the logs of the services of stack name (all when
+// services is empty; names without the stack prefix) to w, each line
+// prefixed with the service name; follow keeps streaming until ctx ends.
+func (b *Backend) StackLogs(ctx context.Context, name string, services []string, follow bool, w io.Writer) error {
+	svcs, err := b.Stack(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(svcs) == 0 {
+		return fmt.Errorf("stack %s: %w", name, ErrNotFound)
+	}
+	var names []string
+	for _, s := range svcs {
+		if len(services) == 0 || slices.Contains(services, s.Name) {
+			names = append(names, s.Name)
+		}
+	}
+	for _, want := range services {
+		if !slices.Contains(names, want) {
+			return fmt.Errorf("stack %s has no service %q", name, want)
+		}
+	}
+	var mu sync.Mutex
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, svc := range names {
+		wg.Go(func() {
+			rc, err := b.api.ServiceLogs(ctx, convert.NewNamespace(name).Scope(svc), client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+			if err != nil {
+				errs[i] = fmt.Errorf("logs of %s: %s", svc, oneLine(err))
+				return
+			}
+			defer rc.Close()
+			pw := &prefixWriter{mu: &mu, w: w, prefix: svc + "  | "}
+			if _, err := stdcopy.StdCopy(pw, pw, rc); err != nil && ctx.Err() == nil {
+				errs[i] = fmt.Errorf("logs of %s: %s", svc, oneLine(err))
+			}
+			pw.flush()
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.Join(errs...)
+}
+
+// prefixWriter writes whole lines, each with a prefix, under a lock shared
+// by the writers of one output.
+type prefixWriter struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.mu.Lock()
+		_, err := fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
+		p.mu.Unlock()
+		p.buf = p.buf[i+1:]
+		if err != nil {
+			return len(b), err
+		}
+	}
+}
+
+func (p *prefixWriter) flush() {
+	if len(p.buf) > 0 {
+		p.mu.Lock()
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf)
+		p.mu.Unlock()
+		p.buf = nil
+	}
 }

@@ -48,10 +48,15 @@ func runLogs(cmd *cobra.Command, a *app, opts logsOptions, id string, services [
 	if err != nil {
 		return err
 	}
-	if _, err := getRecord(es, id); err != nil {
+	rec, err := getRecord(es, id)
+	if err != nil {
 		return err
 	}
-	err = b.Logs(ctx, id, services, opts.follow, cmd.OutOrStdout())
+	if rec.Engine == engineSwarm {
+		err = b.StackLogs(ctx, id, services, opts.follow, cmd.OutOrStdout())
+	} else {
+		err = b.Logs(ctx, id, services, opts.follow, cmd.OutOrStdout())
+	}
 	if opts.follow && errors.Is(err, context.Canceled) {
 		return nil // interrupted: the normal end of following
 	}

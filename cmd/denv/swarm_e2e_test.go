@@ -109,6 +109,10 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 		t.Errorf("web-env-web is not on the root network: %v", nets)
 	}
 
+	if logs := mustDenv(t, "logs", id, "web-env-web"); !strings.Contains(logs, "web-env-web  | ") || !strings.Contains(logs, "listening on :8080") {
+		t.Errorf("denv logs of a stack service: %q", logs)
+	}
+
 	e, ok := listed(t, id, false)
 	if !ok || e.Status != "running" || len(e.Services) != 4 || len(e.Ports) != 1 {
 		t.Fatalf("denv envs: %+v (listed %v)", e, ok)
