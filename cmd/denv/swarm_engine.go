@@ -31,6 +31,9 @@ func validEngine(e, publishMode string) error {
 	if publishMode != "ingress" && publishMode != "host" {
 		return fmt.Errorf("run: unknown --publish-mode %q: want ingress or host", publishMode)
 	}
+	if e == engineLocal && publishMode != "ingress" {
+		return fmt.Errorf("run: --publish-mode is for --engine swarm")
+	}
 	return nil
 }
 
