@@ -188,6 +188,11 @@ func (b *builder) policyName(network string) string {
 }
 
 func (b *builder) policies(services []string) error {
+	if _, ok := b.p.Networks[b.p.Name]; ok && b.p.Name != "default" {
+		// the root's policy is named after the project: two policies with
+		// one name would overwrite each other when applied
+		return fmt.Errorf("kubernetes: the project name %q is also an included environment's name; choose another with --name", b.p.Name)
+	}
 	for _, net := range slices.Sorted(maps.Keys(b.p.Networks)) {
 		key := NetworkLabelPrefix + net
 		if errs := validation.IsQualifiedName(key); len(errs) > 0 {

@@ -331,3 +331,20 @@ func TestAmbiguousAlias(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectNameClash: the root's NetworkPolicy is named after the
+// project, so a project named like an included environment is refused.
+func TestProjectNameClash(t *testing.T) {
+	wd, _ := filepath.Abs("../testdata/golden")
+	g, err := resolve.New(resolve.Options{WorkDir: wd}).Resolve(context.Background(), filepath.Join(wd, "diamond.denv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compile.Compile(g, compile.Options{Name: "left"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.Manifests(p, kube.Options{}); err == nil || !strings.Contains(err.Error(), "--name") {
+		t.Errorf("error %v, want one naming --name", err)
+	}
+}
