@@ -167,6 +167,9 @@ func withImagePorts(cfg *clitypes.Config) *clitypes.Config {
 func (b *Backend) stackServices(ctx context.Context, name string) ([]swarm.Service, error) {
 	res, err := b.api.ServiceList(ctx, client.ServiceListOptions{Filters: stackFilter(name), Status: true})
 	if err != nil {
+		if _, manager, serr := b.SwarmActive(ctx); serr == nil && !manager {
+			return nil, fmt.Errorf("stack %s: %w", name, ErrNotSwarmManager)
+		}
 		return nil, fmt.Errorf("stack %s: cannot list services: %s", name, oneLine(err))
 	}
 	return res.Items, nil
@@ -420,8 +423,16 @@ func retry(ctx context.Context, f func() error) error {
 // stack has no service.
 func (b *Backend) StackEnv(ctx context.Context, name string) (e Env, found bool, err error) {
 	svcs, err := b.Stack(ctx, name)
-	if err != nil || len(svcs) == 0 {
+	if err != nil {
+		// an engine that left its swarm has no stacks: listing the local
+		// environments must not fail because of it
+		if errors.Is(err, ErrNotSwarmManager) {
+			return Env{}, false, nil
+		}
 		return Env{}, false, err
+	}
+	if len(svcs) == 0 {
+		return Env{}, false, nil
 	}
 	e = Env{Name: name}
 	var desired, running uint64

@@ -48,19 +48,29 @@ func requireSwarm(t *testing.T, b *backend.Backend) {
 // networks, stops (scale to 0), starts and removes it.
 func TestE2ESwarmExpertSystem(t *testing.T) {
 	b := e2e(t)
-	requireSwarm(t, b)
 	ctx := context.Background()
 	id := backendtest.ProjectName(t)
+	def, err := filepath.Abs("../../examples/expert-system-env.denv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if active, _, err := b.SwarmActive(ctx); err == nil && !active {
+		// outside a swarm: one line, nothing recorded
+		_, errOut, code := denv(t, "run", "--engine", "swarm", def, "-n", id)
+		if code == 0 || !strings.Contains(errOut, "not a swarm manager") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("run --engine swarm outside a swarm: exit %d, %q", code, errOut)
+		}
+		if _, ok := listed(t, id, true); ok {
+			t.Errorf("%s recorded after a failed run", id)
+		}
+	}
+	requireSwarm(t, b)
 	// registered after requireSwarm's cleanup, so it runs before the leave
 	t.Cleanup(func() {
 		if err := b.RemoveStack(context.Background(), id, true); err != nil {
 			t.Error(err)
 		}
 	})
-	def, err := filepath.Abs("../../examples/expert-system-env.denv")
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// The routing mesh (ingress ports, virtual IPs) needs the kernel's IPVS,
 	// which Docker loads at swarm init; without it (some CI kernels) the

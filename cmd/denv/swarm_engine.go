@@ -101,7 +101,14 @@ func startStack(ctx context.Context, w io.Writer, b *backend.Backend, rec envs.R
 }
 
 // rmStack removes stack id, refusing one with running tasks unless force.
+// With force, on an engine that is no longer a swarm manager (the stack is
+// gone with the swarm), only the record is removed.
 func rmStack(ctx context.Context, b *backend.Backend, id string, force, volumes bool) error {
+	if force {
+		if _, manager, err := b.SwarmActive(ctx); err == nil && !manager {
+			return nil
+		}
+	}
 	if !force {
 		svcs, err := b.Stack(ctx, id)
 		if err != nil {
