@@ -21,7 +21,10 @@
 //     listed in a comment at the top of the output.
 //   - A service exposed by the root with published ports also gets a
 //     LoadBalancer Service "S-published" on the published port (the
-//     container port when the PORT clause leaves the host port open).
+//     container port when the PORT clause leaves the host port open). One
+//     without PORT clauses (which the local runtime publishes on its
+//     image's EXPOSE ports) cannot be given ports without its image: reach
+//     it with `kubectl port-forward deploy/S PORT`.
 //   - Each named volume becomes a PersistentVolumeClaim (ReadWriteOnce,
 //     1Gi); a Deployment that mounts one uses the Recreate strategy. Bind
 //     mounts become hostPath volumes (they only make sense on a one-node
