@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -27,7 +28,7 @@ import (
 // How volumes are copied: the engine has no registry to pull a helper image
 // from, so denv makes its own. The copier is a static executable - the denv
 // binary itself, which has hidden subcommands for this - imported as the
-// one-file image denv/copier:<hash of the executable> (a few seconds, once
+// one-file image denv/copier:<hash of the executable file identity> (a few seconds, once
 // per denv build). A container of that image mounts the source volume
 // read-only at /src and the destination at /dst and copies in the engine
 // (copy_file_range, no data through the API), writing progress lines on
@@ -223,9 +224,9 @@ func lastLine(s string) string {
 }
 
 // copierImage returns the helper image for the copier executable (the
-// running executable when empty), importing it when missing. The tag is
-// the executable's hash, so each denv build has its own image and an
-// upgrade never runs an old copier.
+// running executable when empty), importing it when missing. Each denv
+// executable file has its own tag, so an upgrade never runs an old copier
+// (old images stay until removed: docker image rm denv/copier:TAG).
 func (b *Backend) copierImage(ctx context.Context, copier string) (string, error) {
 	if copier == "" {
 		exe, err := os.Executable()
@@ -234,16 +235,27 @@ func (b *Backend) copierImage(ctx context.Context, copier string) (string, error
 		}
 		copier = exe
 	}
-	data, err := os.ReadFile(copier)
+	// The tag comes from the file's identity (path, inode, size, time), not
+	// its contents: hashing a 60 MB binary costs more than the copy of a
+	// small volume, and a rebuilt or upgraded denv is a new file.
+	fi, err := os.Stat(copier)
 	if err != nil {
 		return "", fmt.Errorf("cannot read the copier: %w", err)
 	}
-	sum := sha256.Sum256(data)
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d\x00%d", copier, ino, fi.Size(), fi.ModTime().UnixNano()))
 	ref := CopierImageRepo + ":" + hex.EncodeToString(sum[:8])
 	if _, ok, err := b.ImageLabels(ctx, ref); err != nil {
 		return "", err
 	} else if ok {
 		return ref, nil
+	}
+	data, err := os.ReadFile(copier)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the copier: %w", err)
 	}
 	if err := checkStatic(copier, data); err != nil {
 		return "", err

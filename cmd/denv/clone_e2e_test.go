@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 
@@ -254,4 +257,122 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// BenchmarkCloneVsCpA measures `denv clone` of an environment whose volume
+// holds DENV_BENCH_CLONE_MB MiB (default 1024: 16 files of 1/16 each plus
+// 256 small files) against a host `cp -a` of the same tree, in one run. It
+// reports clone-s and cp-a-s per operation and their ratio (target <= 1.5).
+// The clone includes everything the command does: pausing the source,
+// creating the clone's volume, copying, starting its container.
+func BenchmarkCloneVsCpA(b *testing.B) {
+	be := backendtest.Require(b)
+	for _, ref := range []string{"ex/db"} {
+		if _, ok, err := be.ImageLabels(context.Background(), ref); err != nil || !ok {
+			b.Skipf("image %s is missing (make images): %v", ref, err)
+		}
+	}
+	mib := 1024
+	if v := os.Getenv("DENV_BENCH_CLONE_MB"); v != "" {
+		if _, err := fmt.Sscan(v, &mib); err != nil {
+			b.Fatalf("DENV_BENCH_CLONE_MB=%q: %v", v, err)
+		}
+	}
+	b.Setenv("DENV_HOME", filepath.Join(b.TempDir(), "denv-home"))
+	useStaticCopier(b)
+	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+
+	// the tree, on the host
+	tree := filepath.Join(b.TempDir(), "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "small"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	block := make([]byte, int64(mib)<<20/16)
+	for i := 0; i < 16; i++ {
+		if _, err := rand.Read(block); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tree, fmt.Sprintf("big-%02d", i)), block, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < 256; i++ {
+		if err := os.WriteFile(filepath.Join(tree, "small", fmt.Sprint(i)), block[:4096], 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	// the source environment, its volume filled from the tree through a
+	// bind-backed volume
+	src := "denvbench-clone-src"
+	def := filepath.Join(b.TempDir(), "kv.denv")
+	if err := os.WriteFile(def, []byte("IMAGE ex/db VOLUME data:/data\nEXPOSE db\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	backendtest.DownOnCleanup(b, be, src)
+	if code := Main([]string{"run", "-n", src, def}, strings.NewReader(""), io.Discard, io.Discard); code != 0 {
+		b.Fatal("denv run failed")
+	}
+	hostVol := src + "-host"
+	if _, err := c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: hostVol, Driver: "local",
+		DriverOpts: map[string]string{"type": "none", "o": "bind", "device": tree}}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _, _ = c.VolumeRemove(context.Background(), hostVol, client.VolumeRemoveOptions{Force: true}) })
+	if err := be.CopyVolume(ctx, hostVol, src+"_data", backend.CopyOptions{Copier: os.Getenv("DENV_COPIER")}); err != nil {
+		b.Fatal(err)
+	}
+	// (the copier image now exists: it is imported once per denv build)
+
+	// Both copies start with no dirty pages to write back, so that one does
+	// not pay for the other's (or the setup's) writes, and, when the
+	// benchmark may (root), with a cold page cache: which copy ran first
+	// would otherwise decide which one reads from memory.
+	syncDisks := func() {
+		b.StopTimer()
+		if out, err := exec.Command("sync").CombinedOutput(); err != nil {
+			b.Fatalf("sync: %v: %s", err, out)
+		}
+		_ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o644)
+		b.StartTimer()
+	}
+	var cloneT, cpT time.Duration
+	for i := 0; b.Loop(); i++ {
+		dst := fmt.Sprintf("%s-c%d", src, i)
+		syncDisks()
+		start := time.Now()
+		var outb, errb bytes.Buffer
+		if code := Main([]string{"clone", src, "-n", dst}, strings.NewReader(""), &outb, &errb); code != 0 {
+			b.Fatalf("clone: %s", errb.String())
+		}
+		cloneT += time.Since(start)
+		b.StopTimer()
+		b.Logf("clone %d took %.2fs:\n%s", i, time.Since(start).Seconds(), outb.String())
+		if err := be.Down(ctx, dst, true); err != nil {
+			b.Fatal(err)
+		}
+		_ = Main([]string{"rm", dst}, strings.NewReader(""), io.Discard, io.Discard)
+		copyDir := tree + fmt.Sprint(i)
+		b.StartTimer()
+		syncDisks()
+		start = time.Now()
+		if out, err := exec.Command("cp", "-a", tree, copyDir).CombinedOutput(); err != nil {
+			b.Fatalf("cp -a: %v: %s", err, out)
+		}
+		cpT += time.Since(start)
+		b.StopTimer()
+		if err := os.RemoveAll(copyDir); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(cloneT.Seconds()/n, "clone-s/op")
+	b.ReportMetric(cpT.Seconds()/n, "cp-a-s/op")
+	b.ReportMetric(cloneT.Seconds()/cpT.Seconds(), "clone/cp-a")
 }
