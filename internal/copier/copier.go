@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -41,6 +42,10 @@ import (
 // chunk between two *os.File goes through copy_file_range (in the kernel),
 // so a large chunk costs nothing and keeps progress lines regular.
 const chunk = 32 << 20
+
+// workers is how many files are copied at once: a single copy_file_range
+// stream does not keep a virtual disk busy.
+const workers = 4
 
 // progressEvery bounds how often a "copied" line is written.
 const progressEvery = 100 * time.Millisecond
@@ -57,8 +62,23 @@ func Copy(src, dst string, progress io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(progress, "total %d\n", total)
-	c := &copyRun{src: src, dst: dst, links: map[fileID]string{}, out: progress, last: time.Now()}
-	if err := filepath.WalkDir(src, c.visit); err != nil {
+	c := &copyRun{src: src, dst: dst, links: map[fileID]string{}, out: progress, last: time.Now(), jobs: make(chan fileJob, workers)}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(c.work)
+	}
+	walkErr := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			err = c.failed()
+		}
+		if err != nil {
+			return err
+		}
+		return c.visit(p, d, nil)
+	})
+	close(c.jobs)
+	wg.Wait()
+	if err := errors.Join(walkErr, c.failed()); err != nil {
 		return err
 	}
 	// Directory modes and times are set last, deepest first: creating the
@@ -114,8 +134,43 @@ type copyRun struct {
 	links    map[fileID]string
 	dirs     []dirMeta
 	copied   atomic.Int64
+	jobs     chan fileJob
+	mu       sync.Mutex // guards out, last and err
 	out      io.Writer
 	last     time.Time
+	err      error
+}
+
+// fileJob is a regular file to fill, already created empty at to (so that
+// hard links to it can be made at once).
+type fileJob struct {
+	from, to string
+	info     fs.FileInfo
+}
+
+func (c *copyRun) work() {
+	for j := range c.jobs {
+		if c.failed() != nil {
+			continue // drain
+		}
+		err := c.copyFile(j.from, j.to)
+		if err == nil {
+			err = setMeta(j.to, j.info, false)
+		}
+		if err != nil {
+			c.mu.Lock()
+			if c.err == nil {
+				c.err = err
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *copyRun) failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 func (c *copyRun) visit(p string, d fs.DirEntry, err error) error {
@@ -151,9 +206,15 @@ func (c *copyRun) visit(p string, d fs.DirEntry, err error) error {
 	}
 	switch {
 	case m.IsRegular():
-		if err := c.copyFile(p, target); err != nil {
+		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
 			return err
 		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		c.jobs <- fileJob{p, target, info}
+		return nil
 	case m&fs.ModeSymlink != 0:
 		dest, err := os.Readlink(p)
 		if err != nil {
@@ -178,7 +239,7 @@ func (c *copyRun) copyFile(from, to string) error {
 		return err
 	}
 	defer func() { _ = in.Close() }()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := os.OpenFile(to, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -198,6 +259,8 @@ func (c *copyRun) copyFile(from, to string) error {
 
 func (c *copyRun) add(n int64) {
 	total := c.copied.Add(n)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if now := time.Now(); now.Sub(c.last) >= progressEvery {
 		c.last = now
 		fmt.Fprintf(c.out, "copied %d\n", total)
