@@ -84,6 +84,10 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err != nil {
 		return err
 	}
+	if src.Engine != "" && src.Engine != engineLocal {
+		// A stack's volumes live on whichever nodes its tasks ran on.
+		return fmt.Errorf("cannot clone %s: it runs on the %s engine; clone copies local (Docker Compose) environments only", src.ID, src.Engine)
+	}
 	var res *envs.Reservation
 	if opts.name != "" {
 		res, err = es.Reserve(opts.name)
