@@ -79,6 +79,15 @@ func (b *Backend) CopyVolume(ctx context.Context, src, dst string, opts CopyOpti
 	}, out, what)
 }
 
+// PrepareCopier makes sure the helper image of the copier executable
+// (empty: the running one) exists, importing it when missing (a few
+// seconds, once per denv executable). Call it before pausing anything, so
+// that the pause lasts only for the copy.
+func (b *Backend) PrepareCopier(ctx context.Context, copier string) error {
+	_, err := b.copierImage(ctx, copier)
+	return err
+}
+
 // VolumeChecksum returns the checksum listing of the named volume: one
 // line per file, directory or link with its path, type, mode, owner, time,
 // size and SHA-256 (or link target). Two volumes hold the same tree when

@@ -213,6 +213,9 @@ func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, srcP, p
 	for i, k := range keys {
 		srcNames[i] = srcP.Volumes[k].Name
 	}
+	if err := b.PrepareCopier(ctx, copier); err != nil {
+		return err
+	}
 	resume, err := b.PauseVolumeUsers(ctx, srcNames)
 	if err != nil {
 		return err
