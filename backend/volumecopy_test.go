@@ -232,3 +232,38 @@ func TestPauseVolumeUsers(t *testing.T) {
 		t.Errorf("after resume: container b (paused before) is %s, want still paused", s)
 	}
 }
+
+// TestCopyVolumeInterrupted cancels the copy as soon as it starts (like
+// Ctrl-C): the error says so and no helper container is left.
+func TestCopyVolumeInterrupted(t *testing.T) {
+	b := backendtest.Require(t)
+	docker := backend.APIClient(b)
+	image := backendtest.EchoImage(t, b)
+	name := backendtest.ProjectName(t)
+	src := newVolume(t, docker, name+"-src")
+	dst := newVolume(t, docker, name+"-dst")
+	fillVolume(t, docker, image, src, testTree(t))
+	copier := copierExe(t)
+	if err := b.PrepareCopier(testContext(t), copier); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	err := b.CopyVolume(ctx, src, dst, backend.CopyOptions{Copier: copier, Progress: func(copied, total int64) {
+		if copied == 0 {
+			cancel()
+		}
+	}})
+	if err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Fatalf("interrupted copy: err = %v, want a cancellation error", err)
+	}
+	res, err := docker.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", "denv.copier=true").Add("volume", dst)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Items) > 0 {
+		t.Errorf("%d copier containers left after the interruption", len(res.Items))
+	}
+}
