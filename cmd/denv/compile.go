@@ -113,7 +113,7 @@ func writeFileAtomic(name string, data []byte) error {
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return fmt.Errorf("%s: want %s, got %d argument(s); see 'denv %s --help'", cmd.Name(), names, len(args), cmd.Name())
+			return fmt.Errorf("%s: want %s, got %d argument(s); see '%s --help'", cmd.Name(), names, len(args), cmd.CommandPath())
 		}
 		return nil
 	}
