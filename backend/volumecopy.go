@@ -244,18 +244,15 @@ func (b *Backend) copierImage(ctx context.Context, copier string) (string, error
 		}
 		copier = exe
 	}
-	// The tag comes from the file's identity (path, inode, size, time), not
-	// its contents: hashing a 60 MB binary costs more than the copy of a
-	// small volume, and a rebuilt or upgraded denv is a new file.
-	fi, err := os.Stat(copier)
+	// The tag comes from the Go build ID of the executable (a small ELF
+	// note, the same for the same build, different for any change), else
+	// from the file's identity (path, inode, size, time): hashing a 60 MB
+	// binary costs more than the copy of a small volume.
+	key, err := copierKey(copier)
 	if err != nil {
 		return "", fmt.Errorf("cannot read the copier: %w", err)
 	}
-	var ino uint64
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		ino = st.Ino
-	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d\x00%d", copier, ino, fi.Size(), fi.ModTime().UnixNano()))
+	sum := sha256.Sum256([]byte(key))
 	ref := CopierImageRepo + ":" + hex.EncodeToString(sum[:8])
 	if _, ok, err := b.ImageLabels(ctx, ref); err != nil {
 		return "", err
@@ -290,6 +287,28 @@ func (b *Backend) copierImage(ctx context.Context, copier string) (string, error
 		return "", err
 	}
 	return ref, nil
+}
+
+// copierKey identifies the copier executable without reading all of it.
+func copierKey(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err == nil {
+		defer func() { _ = f.Close() }()
+		if sec := f.Section(".note.go.buildid"); sec != nil {
+			if data, err := sec.Data(); err == nil && len(data) > 16 {
+				return "go-build-id\x00" + string(data), nil
+			}
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("file\x00%s\x00%d\x00%d\x00%d", path, ino, fi.Size(), fi.ModTime().UnixNano()), nil
 }
 
 // checkStatic refuses a dynamically linked copier: the helper image holds
