@@ -70,6 +70,10 @@ func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*ty
 	}
 	project, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 		o.SetProjectName(projectName, true)
+		// The YAML is denv's own output, not a user's file: the loader's
+		// guard against YAML bombs (100,000 node visits) would refuse a
+		// graph of 1,600 environments.
+		o.MaxNodeVisits = 100_000_000
 	})
 	if err != nil {
 		return nil, fmt.Errorf("invalid compose project %s: %s", projectName, oneLine(err))

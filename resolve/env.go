@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -95,7 +96,13 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 	sc.failed[name] = true // until it succeeds
 	f, err := s.lookup(from, ref, pos)
 	if err != nil {
-		s.diags = append(s.diags, diag.Wrap(pos, err))
+		// an error inside the included file already names its position
+		var d *diag.Diagnostic
+		if errors.As(err, &d) && d.Pos.File != "" {
+			s.diags = append(s.diags, d)
+		} else {
+			s.diags = append(s.diags, diag.Wrap(pos, err))
+		}
 		return
 	}
 	s.stack[len(s.stack)-1].pos, s.stack[len(s.stack)-1].ref = pos, ref
