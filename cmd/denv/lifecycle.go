@@ -26,19 +26,11 @@ it was first run, not from the definition as it is now.`,
 
 func runStart(cmd *cobra.Command, a *app, id string) error {
 	ctx := cmd.Context()
-	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	b, _, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	es, err := a.openEnvs()
-	if err != nil {
-		return err
-	}
-	rec, err := getRecord(es, id)
-	if err != nil {
-		return err
-	}
 	if rec.Engine == engineSwarm {
 		return startStack(ctx, cmd.OutOrStdout(), b, rec)
 	}
@@ -65,19 +57,11 @@ func newStopCmd(a *app) *cobra.Command {
 
 func runStop(cmd *cobra.Command, a *app, id string) error {
 	ctx := cmd.Context()
-	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	b, _, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	es, err := a.openEnvs()
-	if err != nil {
-		return err
-	}
-	rec, err := getRecord(es, id)
-	if err != nil {
-		return err
-	}
 	if rec.Engine == engineSwarm {
 		return b.ScaleStack(ctx, id, 0)
 	}
@@ -110,19 +94,11 @@ are kept unless --volumes is given.`,
 
 func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 	ctx := cmd.Context()
-	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	b, es, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	es, err := a.openEnvs()
-	if err != nil {
-		return err
-	}
-	rec, err := getRecord(es, id)
-	if err != nil {
-		return err
-	}
 	if rec.Engine == engineSwarm {
 		if err := rmStack(ctx, b, id, opts.force, opts.volumes); err != nil {
 			return err

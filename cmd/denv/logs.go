@@ -39,19 +39,11 @@ container's name. With -f it keeps following until interrupted.`,
 func runLogs(cmd *cobra.Command, a *app, opts logsOptions, id string, services []string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	b, _, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	es, err := a.openEnvs()
-	if err != nil {
-		return err
-	}
-	rec, err := getRecord(es, id)
-	if err != nil {
-		return err
-	}
 	if rec.Engine == engineSwarm {
 		err = b.StackLogs(ctx, id, services, opts.follow, cmd.OutOrStdout())
 	} else {

@@ -265,6 +265,24 @@ func (a *app) openEnvs() (*envs.Store, error) {
 }
 
 // getRecord returns the record of id, or a one-line error naming it.
+// openEnv opens what every command acting on one environment needs: the
+// backend, the records and environment id's record. The caller closes b.
+func (a *app) openEnv(ctx context.Context, cmd *cobra.Command, id string) (*backend.Backend, *envs.Store, envs.Record, error) {
+	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, nil, envs.Record{}, err
+	}
+	es, err := a.openEnvs()
+	if err == nil {
+		var rec envs.Record
+		if rec, err = getRecord(es, id); err == nil {
+			return b, es, rec, nil
+		}
+	}
+	b.Close()
+	return nil, nil, envs.Record{}, err
+}
+
 func getRecord(es *envs.Store, id string) (envs.Record, error) {
 	rec, err := es.Get(id)
 	if errors.Is(err, fs.ErrNotExist) {
