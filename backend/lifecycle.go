@@ -33,11 +33,15 @@ type UpOptions struct {
 	// RemoveOrphans removes the containers of services that are no longer
 	// in the project.
 	RemoveOrphans bool
+	// NoWait returns once the containers are started, as `up --detach`
+	// does, instead of waiting until they run (`up --detach --wait`).
+	// Compose polls every 500 ms while it waits.
+	NoWait bool
 }
 
 // Up creates and starts, detached, every service of project (compose's
-// `up --detach --wait`): networks and volumes, then containers, and waits
-// until they run. Containers whose configuration did not change are kept.
+// `up --detach --wait`, or `up --detach` with NoWait): networks and
+// volumes, then containers, and waits until they run. Containers whose configuration did not change are kept.
 // Nothing is pulled for images present locally (compose's pull policy
 // "missing", or whatever pull_policy the project sets).
 //
@@ -71,7 +75,7 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 		},
 		Start: api.StartOptions{
 			Project:     project,
-			Wait:        true,
+			Wait:        !opts.NoWait,
 			WaitTimeout: wait,
 		},
 	})

@@ -36,7 +36,7 @@ func runStart(cmd *cobra.Command, a *app, id string) error {
 	}
 	err = b.Start(ctx, id)
 	if errors.Is(err, backend.ErrNotFound) {
-		err = upRecord(ctx, b, rec)
+		err = upRecord(ctx, b, rec, true)
 	}
 	if err != nil {
 		return err

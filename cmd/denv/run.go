@@ -37,6 +37,7 @@ type runOptions struct {
 	name        string
 	engine      string
 	publishMode string
+	wait        bool
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -46,7 +47,8 @@ func newRunCmd(a *app) *cobra.Command {
 		Short: "Start an environment",
 		Long: `Run compiles DEF (a .denv file, a stored definition or a github: reference)
 and starts it, detached, as the Docker Compose project NAME, then prints
-each published endpoint. Without -n the id is the first free
+each published endpoint. Like 'docker compose up -d' it returns once the
+containers are started; --wait also waits until they run. Without -n the id is the first free
 "ENV-1", "ENV-2", ... after the root environment's name.
 
 The compiled project is kept under $DENV_HOME/envs/NAME/compose.yaml; later
@@ -63,6 +65,7 @@ envs, start, stop (scale to 0), rm work on it as on a local one.`,
 		},
 	}
 	cmd.Flags().StringVarP(&opts.name, "name", "n", "", "environment id `NAME` (default: a free id from the definition's name)")
+	cmd.Flags().BoolVar(&opts.wait, "wait", false, "wait until every container runs (healthy, when it has a healthcheck), like 'docker compose up --wait'")
 	cmd.Flags().StringVar(&opts.engine, "engine", engineLocal, "`ENGINE` to run on: local (Docker Compose) or swarm (a stack)")
 	cmd.Flags().StringVar(&opts.publishMode, "publish-mode", "ingress", "with --engine swarm, publish ports in `MODE` ingress (routing mesh) or host (the task's node; for kernels without IPVS)")
 	return cmd
@@ -144,7 +147,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	if rec.Engine == engineSwarm {
 		err = deployRecord(ctx, b, rec)
 	} else {
-		err = upRecord(ctx, b, rec)
+		err = upRecord(ctx, b, rec, opts.wait)
 	}
 	if err != nil {
 		return err
@@ -169,8 +172,9 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 }
 
 // upRecord loads the recorded project, publishes the image ports of the
-// services that ask for it, and starts it.
-func upRecord(ctx context.Context, b *backend.Backend, rec envs.Record) error {
+// services that ask for it, and starts it; with wait, it waits until the
+// containers run, else it returns once they are started, like `up -d`.
+func upRecord(ctx context.Context, b *backend.Backend, rec envs.Record, wait bool) error {
 	p, err := backend.Load(ctx, rec.Project, rec.ID, rec.WorkDir)
 	if err != nil {
 		return err
@@ -178,7 +182,7 @@ func upRecord(ctx context.Context, b *backend.Backend, rec envs.Record) error {
 	if err := b.PublishImagePorts(ctx, p, imagePortServices(p)); err != nil {
 		return err
 	}
-	return b.Up(ctx, p, backend.UpOptions{})
+	return b.Up(ctx, p, backend.UpOptions{NoWait: !wait})
 }
 
 // imagePortServices lists the services labelled denv.publish-image-ports.
