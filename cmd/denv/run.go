@@ -59,7 +59,8 @@ With --engine swarm the environment is deployed as the Docker Swarm stack
 NAME on the engine (which must be a swarm manager): overlay networks per
 environment, one replica per service, published ports in ingress mode.
 envs, start, stop (scale to 0), rm work on it as on a local one.`,
-		Args: exactArgs(1, "DEF"),
+		Args:              exactArgs(1, "DEF"),
+		ValidArgsFunction: completeDefs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd, a, opts, args[0])
 		},
