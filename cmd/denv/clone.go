@@ -168,7 +168,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if opts.noStart {
 		err = b.Create(ctx, p)
 	} else {
-		err = b.Up(ctx, p, backend.UpOptions{})
+		err = b.Up(ctx, p, backend.UpOptions{NoWait: true}) // like denv run: started, not waited for
 	}
 	if err != nil {
 		return err

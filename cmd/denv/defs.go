@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,12 +69,18 @@ func runDefs(cmd *cobra.Command, a *app, opts defsOptions) error {
 		}
 		return writeJSON(out, list)
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	// tabwriter writes a cell at a time: buffer, or 1,000 definitions
+	// cost ~8,000 write calls.
+	bw := bufio.NewWriter(out)
+	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSOURCE\tIMAGES\tADDED")
 	for _, d := range defs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.Name, d.Origin, d.Images, d.Added.UTC().Format(time.RFC3339))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 type defsRmOptions struct {
