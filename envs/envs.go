@@ -139,6 +139,11 @@ func (r *Reservation) Abort() error {
 // Get returns the record of id. The error wraps fs.ErrNotExist when there
 // is none (also while the ID is only reserved).
 func (s *Store) Get(id string) (Record, error) {
+	return s.get(id, true)
+}
+
+// get reads the record of id, and its project when withProject.
+func (s *Store) get(id string, withProject bool) (Record, error) {
 	if ValidID(id) != nil {
 		return Record{}, fmt.Errorf("no environment %q: %w", id, fs.ErrNotExist)
 	}
@@ -154,15 +159,19 @@ func (s *Store) Get(id string) (Record, error) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return Record{}, fmt.Errorf("%s: %w", filepath.Join(dir, RecordFile), err)
 	}
-	if rec.Project, err = os.ReadFile(filepath.Join(dir, ProjectFile)); err != nil {
-		return Record{}, err
+	if withProject {
+		if rec.Project, err = os.ReadFile(filepath.Join(dir, ProjectFile)); err != nil {
+			return Record{}, err
+		}
 	}
 	rec.ID = id
 	return rec, nil
 }
 
-// List returns every committed record, sorted by ID. IDs only reserved (a
-// run in progress) are left out.
+// List returns every committed record, sorted by ID, without its Project
+// (Get has it): listing is on the path of 'denv envs', which is measured
+// against 'docker compose ls'. IDs only reserved (a run in progress) are
+// left out.
 func (s *Store) List() ([]Record, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -173,7 +182,7 @@ func (s *Store) List() ([]Record, error) {
 		if !e.IsDir() || ValidID(e.Name()) != nil {
 			continue
 		}
-		rec, err := s.Get(e.Name())
+		rec, err := s.get(e.Name(), false)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
