@@ -16,31 +16,31 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/alebellu/denv/examples/images/internal/svc"
 )
 
 func main() {
-	addr := envOr("LISTEN_ADDR", ":8080")
+	addr := svc.EnvOr("LISTEN_ADDR", ":8080")
 	if len(os.Args) > 1 && os.Args[1] == "health" {
-		os.Exit(probe(addr))
+		os.Exit(svc.Probe(addr, "/health"))
 	}
-	dir := envOr("DATA_DIR", "/data")
+	dir := svc.EnvOr("DATA_DIR", "/data")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		log.Fatal(err)
 	}
-	serve(addr, NewHandler(dir))
+	if err := svc.Serve(addr, NewHandler(dir)); err != nil {
+		log.Fatal(err)
+	}
 }
 
 // NewHandler returns the HTTP handler of a store keeping its values in dir.
@@ -130,50 +130,4 @@ func (s *store) get(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, f); err != nil {
 		log.Printf("get %s: %v", p, err)
 	}
-}
-
-// serve runs h on addr until SIGINT or SIGTERM (PID 1 in a container
-// ignores SIGTERM unless it handles it), then shuts down gracefully.
-func serve(addr string, h http.Handler) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Printf("listening on %s", addr)
-	select {
-	case err := <-errc:
-		log.Fatal(err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-}
-
-// probe checks that the server on addr answers /health; it returns an exit code.
-func probe(addr string) int {
-	if strings.HasPrefix(addr, ":") {
-		addr = "127.0.0.1" + addr
-	}
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + addr + "/health")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "health:", resp.Status)
-		return 1
-	}
-	return 0
-}
-
-// envOr returns the value of the environment variable key, or def when unset or empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

@@ -34,11 +34,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/alebellu/denv/examples/images/internal/svc"
 )
 
 // Timeouts of outbound calls.
@@ -48,11 +48,13 @@ const (
 )
 
 func main() {
-	addr := envOr("LISTEN_ADDR", ":8080")
+	addr := svc.EnvOr("LISTEN_ADDR", ":8080")
 	if len(os.Args) > 1 && os.Args[1] == "health" {
-		os.Exit(probe(addr))
+		os.Exit(svc.Probe(addr, "/livez"))
 	}
-	serve(addr, NewHandler(envOr("DB_URL", "http://db:8080"), envOr("WORKER_URL", "http://worker-env:8080")))
+	if err := svc.Serve(addr, NewHandler(svc.EnvOr("DB_URL", "http://db:8080"), svc.EnvOr("WORKER_URL", "http://worker-env:8080"))); err != nil {
+		log.Fatal(err)
+	}
 }
 
 // Health is the JSON answer of /health.
@@ -211,51 +213,4 @@ func errString(err error) string {
 		return "ok"
 	}
 	return err.Error()
-}
-
-// serve runs h on addr until SIGINT or SIGTERM (PID 1 in a container
-// ignores SIGTERM unless it handles it), then shuts down gracefully.
-func serve(addr string, h http.Handler) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Printf("listening on %s", addr)
-	select {
-	case err := <-errc:
-		log.Fatal(err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-}
-
-// probe checks that the server on addr is alive (/livez: /health also
-// depends on db and worker); it returns an exit code.
-func probe(addr string) int {
-	if strings.HasPrefix(addr, ":") {
-		addr = "127.0.0.1" + addr
-	}
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + addr + "/livez")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "livez:", resp.Status)
-		return 1
-	}
-	return 0
-}
-
-// envOr returns the value of the environment variable key, or def when unset or empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

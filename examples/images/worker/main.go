@@ -12,7 +12,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,11 +19,10 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/alebellu/denv/examples/images/internal/svc"
 )
 
 // MaxN is the largest n accepted by /work: its prime is 15,485,863 and the
@@ -32,11 +30,13 @@ import (
 const MaxN = 1_000_000
 
 func main() {
-	addr := envOr("LISTEN_ADDR", ":8080")
+	addr := svc.EnvOr("LISTEN_ADDR", ":8080")
 	if len(os.Args) > 1 && os.Args[1] == "health" {
-		os.Exit(probe(addr))
+		os.Exit(svc.Probe(addr, "/health"))
 	}
-	serve(addr, NewHandler())
+	if err := svc.Serve(addr, NewHandler()); err != nil {
+		log.Fatal(err)
+	}
 }
 
 // Result is the JSON answer of /work.
@@ -89,50 +89,4 @@ func NthPrime(n int) int {
 		}
 	}
 	panic("unreachable: sieve limit too small")
-}
-
-// serve runs h on addr until SIGINT or SIGTERM (PID 1 in a container
-// ignores SIGTERM unless it handles it), then shuts down gracefully.
-func serve(addr string, h http.Handler) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Printf("listening on %s", addr)
-	select {
-	case err := <-errc:
-		log.Fatal(err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-}
-
-// probe checks that the server on addr answers /health; it returns an exit code.
-func probe(addr string) int {
-	if strings.HasPrefix(addr, ":") {
-		addr = "127.0.0.1" + addr
-	}
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + addr + "/health")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "health:", resp.Status)
-		return 1
-	}
-	return 0
-}
-
-// envOr returns the value of the environment variable key, or def when unset or empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
