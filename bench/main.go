@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/alebellu/denv/internal/graphgen"
 )
 
 func main() {
@@ -290,39 +292,6 @@ func parseBench(out []byte) map[string][]time.Duration {
 	return res
 }
 
-// generateGraph writes the graph of compile/bench_test.go's GenerateGraph
-// (kept in step with it by hand: n environments of five services, each
-// including up to three others and a shared definition) and returns its
-// root file.
-func generateGraph(dir string, n int) (string, error) {
-	write := func(name, body string) error {
-		return os.WriteFile(filepath.Join(dir, name+".denv"), []byte(body), 0o644)
-	}
-	if err := write("shared", "IMAGE ex/shared PORT 5000 VOLUME /data\nEXPOSE shared\n"); err != nil {
-		return "", err
-	}
-	for i := range n {
-		var s strings.Builder
-		s.WriteString("ENV shared\n")
-		var incs []string
-		for j := 2*i + 1; j <= 2*i+3 && j < n; j++ {
-			fmt.Fprintf(&s, "ENV e%d\n", j)
-			incs = append(incs, fmt.Sprintf("e%d", j))
-		}
-		fmt.Fprintf(&s, "IMAGE ex/api AS api%d PORT 8080 LINK db, shared", i)
-		if len(incs) > 0 {
-			s.WriteString(", " + incs[0])
-		}
-		s.WriteString("\n  SET MODE=bench CMD [\"api\", \"--port\", \"8080\"]\n")
-		s.WriteString("IMAGE ex/db VOLUME data:/var/lib/db\nIMAGE ex/cache LINK db\nIMAGE ex/queue PORT 5672\n")
-		fmt.Fprintf(&s, "IMAGE ex/worker LINK queue, api%d\nEXPOSE api%d\n", i, i)
-		if err := write(fmt.Sprintf("e%d", i), s.String()); err != nil {
-			return "", err
-		}
-	}
-	return filepath.Join(dir, "e0.denv"), nil
-}
-
 // peakMemory runs `denv compile` on the 1,600-environment graph as a child
 // process and reads its peak RSS, beside `docker-compose config -q` on the
 // output (compose's whole CLI on the same project).
@@ -334,7 +303,7 @@ func (b *bench) peakMemory() {
 		b.na(what, "docker-compose config -q", err.Error())
 		return
 	}
-	root, err := generateGraph(dir, 1600)
+	root, err := graphgen.Write(dir, 1600)
 	if err != nil {
 		b.na(what, "docker-compose config -q", err.Error())
 		return

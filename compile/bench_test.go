@@ -3,53 +3,26 @@ package compile_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/alebellu/denv/compile"
+	"github.com/alebellu/denv/internal/graphgen"
 	"github.com/alebellu/denv/resolve"
 )
 
-// GenerateGraph writes n environment definitions of five services each into
-// dir: env i includes envs 2i+1..2i+3 (so neighbours share includes:
-// diamonds) and the shared definition, links its services to each other,
-// to the shared one and to its first include, and exposes one service. It
-// returns the root file. (A LINK to every include would make the start
-// order graph's paths grow exponentially, and compose's loader walks them.)
+// GenerateGraph writes the benchmark graph of n environments (see
+// graphgen.Write) into dir and returns its root file.
 func GenerateGraph(tb testing.TB, dir string, n int) string {
 	tb.Helper()
-	write := func(name, body string) {
-		if err := os.WriteFile(filepath.Join(dir, name+".denv"), []byte(body), 0o644); err != nil {
-			tb.Fatal(err)
-		}
+	root, err := graphgen.Write(dir, n)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	write("shared", "IMAGE ex/shared PORT 5000 VOLUME /data\nEXPOSE shared\n")
-	for i := range n {
-		var b strings.Builder
-		b.WriteString("ENV shared\n")
-		var incs []string
-		for j := 2*i + 1; j <= 2*i+3 && j < n; j++ {
-			fmt.Fprintf(&b, "ENV e%d\n", j)
-			incs = append(incs, fmt.Sprintf("e%d", j))
-		}
-		fmt.Fprintf(&b, "IMAGE ex/api AS api%d PORT 8080 LINK db, shared", i)
-		if len(incs) > 0 {
-			b.WriteString(", " + incs[0])
-		}
-		b.WriteString("\n  SET MODE=bench CMD [\"api\", \"--port\", \"8080\"]\n")
-		b.WriteString("IMAGE ex/db VOLUME data:/var/lib/db\n")
-		b.WriteString("IMAGE ex/cache LINK db\n")
-		b.WriteString("IMAGE ex/queue PORT 5672\n")
-		fmt.Fprintf(&b, "IMAGE ex/worker LINK queue, api%d\n", i)
-		fmt.Fprintf(&b, "EXPOSE api%d\n", i)
-		write(fmt.Sprintf("e%d", i), b.String())
-	}
-	return filepath.Join(dir, "e0.denv")
+	return root
 }
 
 func compileFile(tb testing.TB, root string) []byte {
