@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/alebellu/denv/diag"
 
@@ -66,5 +67,22 @@ func newRootCmd() *cobra.Command {
 		newCloneCmd(a),
 	)
 	root.AddCommand(newCopierCmds()...)
+	root.SetHelpCommand(newHelpCmd())
 	return root
+}
+
+// newHelpCmd replaces cobra's help command, which prints the usage and
+// exits 0 for a topic that does not exist.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "Help about any command",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := cmd.Root().Find(args)
+			if err != nil || len(rest) > 0 || (len(args) > 0 && target == cmd.Root()) {
+				return fmt.Errorf("help: unknown command %q; see 'denv help'", strings.Join(args, " "))
+			}
+			return target.Help()
+		},
+	}
 }
