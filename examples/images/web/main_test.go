@@ -4,91 +4,34 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/alebellu/denv/examples/images/internal/svctest"
 )
 
-// binDir holds the sibling programs (db, worker) built by TestMain: a main
-// package cannot be imported, so the real ones run as processes.
-var binDir string
+// bin holds the sibling programs (db, worker) built by TestMain: a main package
+// cannot be imported, so the real ones run as processes.
+var bin svctest.Bin
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "web-test-bin-")
-	if err != nil {
+	var err error
+	if bin, err = svctest.Build("db", "worker"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binDir = dir
-	code := 1
-	if err := buildSiblings(dir, "db", "worker"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
+	code := m.Run()
+	bin.Remove()
 	os.Exit(code)
-}
-
-// buildSiblings builds the named programs of examples/images into dir.
-func buildSiblings(dir string, names ...string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	for _, n := range names {
-		args = append(args, "./"+n)
-	}
-	cmd := exec.Command(goBin, args...)
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// start runs the program name from binDir on a free local port with env and
-// waits until it answers; it returns its base URL and a function killing it.
-func start(t *testing.T, name string, env ...string) (string, func()) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(filepath.Join(binDir, name))
-	cmd.Env = append(os.Environ(), append(env, "LISTEN_ADDR="+addr)...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	kill := func() { cmd.Process.Kill(); cmd.Wait() }
-	t.Cleanup(kill)
-	u := "http://" + addr
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(u + "/health"); err == nil {
-			resp.Body.Close()
-			return u, kill
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start on %s", name, addr)
-		}
-	}
 }
 
 // stack starts real db and worker processes and an in-process web handler.
 func stack(t *testing.T) (web string, killDB, killWorker func()) {
-	db, killDB := start(t, "db", "DATA_DIR="+t.TempDir())
-	worker, killWorker := start(t, "worker")
+	db, killDB := bin.Start(t, "db", "DATA_DIR="+t.TempDir())
+	worker, killWorker := bin.Start(t, "worker")
 	srv := httptest.NewServer(NewHandler(db, worker))
 	t.Cleanup(srv.Close)
 	return srv.URL, killDB, killWorker
