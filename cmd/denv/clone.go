@@ -71,19 +71,11 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	// contexts of their own.
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b, err := a.backend(ctx, cmd.ErrOrStderr())
+	b, es, src, err := a.openEnv(ctx, cmd, srcID)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	es, err := a.openEnvs()
-	if err != nil {
-		return err
-	}
-	src, err := getRecord(es, srcID)
-	if err != nil {
-		return err
-	}
 	if src.Engine != "" && src.Engine != engineLocal {
 		// A stack's volumes live on whichever nodes its tasks ran on.
 		return fmt.Errorf("cannot clone %s: it runs on the %s engine; clone copies local (Docker Compose) environments only", src.ID, src.Engine)
