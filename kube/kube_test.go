@@ -10,13 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compose-spec/compose-go/v2/types"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/alebellu/denv/compile"
+	"github.com/alebellu/denv/internal/goldentest"
 	"github.com/alebellu/denv/kube"
 	"github.com/alebellu/denv/resolve"
 )
@@ -30,49 +30,19 @@ var cases = []struct{ name, dir, def string }{
 	{"diamond", "../testdata/golden", "diamond.denv"},
 }
 
-func project(t *testing.T, dir, def string) *types.Project {
-	t.Helper()
-	wd, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := resolve.New(resolve.Options{WorkDir: wd}).Resolve(context.Background(), filepath.Join(wd, def))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compile.Compile(g, compile.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestGolden compares the manifests of each case with
 // testdata/<case>.yaml and decodes them back strictly.
 func TestGolden(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := kube.Manifests(project(t, c.dir, c.def), kube.Options{})
+			out, err := kube.Manifests(goldentest.Project(t, c.dir, c.def), kube.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			decodeStrict(t, out)
-			golden := filepath.Join("testdata", c.name+".yaml")
-			if *update {
-				if err := os.WriteFile(golden, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./kube -update)", err)
-			}
-			if !bytes.Equal(out, want) {
-				t.Errorf("output differs from %s (run go test ./kube -update to accept):\n--- got\n%s", golden, out)
-			}
+			goldentest.Compare(t, filepath.Join("testdata", c.name+".yaml"), out, *update, "./kube")
 			for range 3 {
-				again, _ := kube.Manifests(project(t, c.dir, c.def), kube.Options{})
+				again, _ := kube.Manifests(goldentest.Project(t, c.dir, c.def), kube.Options{})
 				if !bytes.Equal(out, again) {
 					t.Fatal("two renderings differ")
 				}
@@ -183,7 +153,7 @@ func matches(sel, labels map[string]string) bool {
 // (The worker, exposed by worker-env, is on web-env's network, so web-env's
 // db may reach it, as on compose.)
 func TestEncapsulation(t *testing.T) {
-	out, err := kube.Manifests(project(t, "..", "examples/expert-system-env.denv"), kube.Options{})
+	out, err := kube.Manifests(goldentest.Project(t, "..", "examples/expert-system-env.denv"), kube.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +264,7 @@ func TestAmbiguousAlias(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := kube.Manifests(project(t, dir, "e.denv"), kube.Options{})
+	out, err := kube.Manifests(goldentest.Project(t, dir, "e.denv"), kube.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	clitypes "github.com/docker/cli/cli/compose/types"
 
 	"github.com/alebellu/denv/compile"
+	"github.com/alebellu/denv/internal/goldentest"
 	"github.com/alebellu/denv/resolve"
 	"github.com/alebellu/denv/swarm"
 )
@@ -24,23 +25,6 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 var cases = []struct{ name, dir, def string }{
 	{"expert-system-env", "..", "examples/expert-system-env.denv"},
 	{"diamond", "../testdata/golden", "diamond.denv"},
-}
-
-func project(t *testing.T, dir, def string) *types.Project {
-	t.Helper()
-	wd, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := resolve.New(resolve.Options{WorkDir: wd}).Resolve(context.Background(), filepath.Join(wd, def))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compile.Compile(g, compile.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // load reads a stack file the way `docker stack deploy -c` does: the
@@ -67,7 +51,7 @@ func load(t *testing.T, out []byte) *clitypes.Config {
 func TestGolden(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := swarm.Compose(project(t, c.dir, c.def), swarm.Options{})
+			out, err := swarm.Compose(goldentest.Project(t, c.dir, c.def), swarm.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,22 +69,9 @@ func TestGolden(t *testing.T) {
 					t.Errorf("network %s: driver %q attachable %v", name, n.Driver, n.Attachable)
 				}
 			}
-			golden := filepath.Join("testdata", c.name+".yaml")
-			if *update {
-				if err := os.WriteFile(golden, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./swarm -update)", err)
-			}
-			if !bytes.Equal(out, want) {
-				t.Errorf("output differs from %s (run go test ./swarm -update to accept):\n--- got\n%s", golden, out)
-			}
+			goldentest.Compare(t, filepath.Join("testdata", c.name+".yaml"), out, *update, "./swarm")
 			for range 3 {
-				again, _ := swarm.Compose(project(t, c.dir, c.def), swarm.Options{})
+				again, _ := swarm.Compose(goldentest.Project(t, c.dir, c.def), swarm.Options{})
 				if !bytes.Equal(out, again) {
 					t.Fatal("two renderings differ")
 				}
@@ -112,7 +83,7 @@ func TestGolden(t *testing.T) {
 // TestEncapsulation: on the loaded stack, the expert system shares no
 // network with web-env's db or the worker, and reaches web as web-env.
 func TestEncapsulation(t *testing.T) {
-	out, err := swarm.Compose(project(t, "..", "examples/expert-system-env.denv"), swarm.Options{})
+	out, err := swarm.Compose(goldentest.Project(t, "..", "examples/expert-system-env.denv"), swarm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +141,7 @@ func compileBody(t *testing.T, files map[string]string) *types.Project {
 			t.Fatal(err)
 		}
 	}
-	return project(t, dir, "e.denv")
+	return goldentest.Project(t, dir, "e.denv")
 }
 
 // TestPublishModeAndEscaping: host mode makes every service dnsrr with
