@@ -65,14 +65,22 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
-// Store is a definition store rooted at a directory. It holds no state
-// besides that directory; any number of Store values and processes may use
-// one directory at the same time.
+// Store is a definition store rooted at a directory. Besides that directory
+// it holds only a cache of the decoded index, checked against the file on
+// every read; any number of Store values and processes may use one
+// directory at the same time. A Store is safe for concurrent use.
 type Store struct {
 	dir string
+
+	mu    sync.Mutex
+	cache struct {
+		idx  *index
+		stat os.FileInfo
+	}
 }
 
 // Definition is a stored definition.

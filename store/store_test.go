@@ -633,3 +633,33 @@ func TestWriterWaitsForLock(t *testing.T) {
 		t.Fatal("Add still blocked after the lock was released")
 	}
 }
+
+// TestIndexCacheSeesOtherWriters: a Store keeps its decoded index between
+// reads, and must still see what another Store (another process) wrote.
+func TestIndexCacheSeesOtherWriters(t *testing.T) {
+	a := openTemp(t)
+	b, err := Open(a.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add([]Definition{def("one", "IMAGE ex/one\n")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second read is served from the cache
+		if _, _, found, err := a.Lookup("one"); !found || err != nil {
+			t.Fatalf("one: found %v, %v", found, err)
+		}
+	}
+	if err := b.Add([]Definition{def("two", "IMAGE ex/two\n")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if data, _, found, err := a.Lookup("two"); !found || err != nil || string(data) != "IMAGE ex/two\n" {
+		t.Fatalf("two through the first store: %q, found %v, %v", data, found, err)
+	}
+	if err := b.Remove("one", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, found, _ := a.Lookup("one"); found {
+		t.Fatal("the first store still finds a definition the second removed")
+	}
+}
