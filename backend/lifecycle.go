@@ -148,6 +148,11 @@ func (b *Backend) Down(ctx context.Context, name string, removeVolumes bool) err
 	if err != nil {
 		return err
 	}
+	if removeVolumes {
+		if err := b.waitCopiers(ctx, name); err != nil {
+			return fmt.Errorf("cannot remove environment %s: %w", name, err)
+		}
+	}
 	err = svc.Down(ctx, name, api.DownOptions{
 		RemoveOrphans: true,
 		Volumes:       removeVolumes,

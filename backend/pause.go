@@ -56,8 +56,8 @@ func (b *Backend) PauseVolumeUsers(ctx context.Context, volumes []string) (resum
 			return nil, errors.Join(fmt.Errorf("cannot list the containers using volume %s: %s", v, oneLine(err)), resume())
 		}
 		for _, c := range res.Items {
-			if seen[c.ID] {
-				continue
+			if seen[c.ID] || c.Labels[copierLabel] != "" {
+				continue // a copier started ahead mounts the volume too
 			}
 			seen[c.ID] = true
 			if _, err := b.api.ContainerPause(ctx, c.ID, client.ContainerPauseOptions{}); err != nil {

@@ -135,6 +135,8 @@ func TestCopyVolumeIsFaithful(t *testing.T) {
 	src := newVolume(t, docker, name+"-src")
 	dst := newVolume(t, docker, name+"-dst")
 	fillVolume(t, docker, image, src, testTree(t))
+	// what the engine puts in a new volume from its image: replaced
+	fillVolume(t, docker, image, dst, staleTree(t))
 	opts := backend.CopyOptions{Copier: copierExe(t)}
 
 	var calls int
@@ -162,6 +164,88 @@ func TestCopyVolumeIsFaithful(t *testing.T) {
 	for _, line := range []string{`"pg/empty" dir 750 999:998`, `"exec" file 755 0:0`, `"hard" file 755 0:0`, `"empty-file" file 444 1234:5678`, `"link" symlink 777 1234:5678`, `-> "/nowhere"`} {
 		if !strings.Contains(got, line) {
 			t.Errorf("copy listing lacks %q:\n%s", line, got)
+		}
+	}
+}
+
+// staleTree is a tar of files a destination volume may hold before a copy.
+func staleTree(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []tar.Header{
+		{Typeflag: tar.TypeDir, Name: "ro/", Mode: 0o500},
+		{Typeflag: tar.TypeReg, Name: "ro/stale", Mode: 0o644, Size: 5},
+		{Typeflag: tar.TypeReg, Name: "exec", Mode: 0o600, Size: 5},
+	} {
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			if _, err := tw.Write([]byte("stale")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestStartCopyTwoVolumes copies two volumes with one copier container
+// started ahead, and reports progress per volume.
+func TestStartCopyTwoVolumes(t *testing.T) {
+	b := backendtest.Require(t)
+	docker := backend.APIClient(b)
+	ctx := testContext(t)
+	image := backendtest.EchoImage(t, b)
+	name := backendtest.ProjectName(t)
+	src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
+	src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
+	fillVolume(t, docker, image, src1, testTree(t))
+	fillVolume(t, docker, image, src2, staleTree(t))
+	opts := backend.CopyOptions{Copier: copierExe(t)}
+
+	c, err := b.StartCopy(ctx, []backend.VolumePair{{Src: src1, Dst: dst1}, {Src: src2, Dst: dst2}}, opts.Copier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// as clone does: the copier, which mounts the sources too, is not
+	// paused (the copy would never end)
+	resume, err := b.PauseVolumeUsers(ctx, []string{src1, src2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := resume(); err != nil {
+			t.Error(err)
+		}
+	}()
+	last := map[int]int64{}
+	if err := c.Run(ctx, func(i int, copied, total int64) {
+		if copied > total {
+			t.Errorf("volume %d: %d copied of %d", i, copied, total)
+		}
+		last[i] = copied
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[int]int64{0: 40<<20 + 7 + 3, 1: 10}; last[0] != want[0] || last[1] != want[1] {
+		t.Errorf("progress ended at %v, want %v", last, want)
+	}
+	for _, p := range [][2]string{{src1, dst1}, {src2, dst2}} {
+		want, err := b.VolumeChecksum(ctx, p[0], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.VolumeChecksum(ctx, p[1], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want != got {
+			t.Errorf("%s: checksum listings differ:\nsource:\n%s\ncopy:\n%s", p[1], want, got)
 		}
 	}
 }

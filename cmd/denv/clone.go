@@ -149,21 +149,29 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err != nil {
 		return err
 	}
-	if err := copyVolumes(ctx, b, out, srcP, p, opts.copier); err != nil {
-		return err
-	}
-
 	if err := b.PublishImagePorts(ctx, p, imagePortServices(p)); err != nil {
 		return err
 	}
+	// The clone's containers are created before the copy: creating a
+	// container on overlayfs flushes the host's dirty pages, which after
+	// the copy would be the whole copy. The copier starts meanwhile.
 	started = true
-	if opts.noStart {
-		err = b.Create(ctx, p)
-	} else {
-		err = b.Up(ctx, p, backend.UpOptions{NoWait: true}) // like denv run: started, not waited for
-	}
+	cp, err := createAndStartCopier(ctx, b, p, srcP, opts.copier)
 	if err != nil {
 		return err
+	}
+	if cp != nil {
+		err := copyVolumes(ctx, b, out, cp)
+		cp.copy.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if !opts.noStart {
+		// like denv run: started, not waited for
+		if err := b.Up(ctx, p, backend.UpOptions{NoWait: true}); err != nil {
+			return err
+		}
 	}
 	rec := envs.Record{
 		ID:         id,
@@ -186,29 +194,56 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	return printEndpoints(ctx, out, b, id)
 }
 
-// copyVolumes copies every named volume of the source project srcP into
-// the same volume of the clone p, with the source's containers that mount
-// them paused for the whole copy: volumes used together (data and journal)
-// are then consistent with each other too.
-func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, srcP, p *types.Project, copier string) (err error) {
-	keys := make([]string, 0, len(p.Volumes))
+// cloneCopy is the copier of a clone, started and waiting.
+type cloneCopy struct {
+	copy *backend.VolumeCopy
+	// keys are the volume keys of the project, in the copier's order;
+	// sources and targets the volumes' names in the source and the clone.
+	keys, sources, targets []string
+}
+
+// createAndStartCopier creates the clone p's containers and, at the same
+// time, starts a copier for every named volume of the source project srcP
+// (nil when there is none). On error, a copier it started is closed.
+func createAndStartCopier(ctx context.Context, b *backend.Backend, p, srcP *types.Project, copier string) (*cloneCopy, error) {
+	var cc cloneCopy
 	for k, v := range p.Volumes {
 		if !v.External {
-			keys = append(keys, k)
+			cc.keys = append(cc.keys, k)
 		}
 	}
-	slices.Sort(keys)
-	if len(keys) == 0 {
-		return nil
+	slices.Sort(cc.keys)
+	if len(cc.keys) == 0 {
+		return nil, b.Create(ctx, p)
 	}
-	srcNames := make([]string, len(keys))
-	for i, k := range keys {
-		srcNames[i] = srcP.Volumes[k].Name
+	pairs := make([]backend.VolumePair, len(cc.keys))
+	for i, k := range cc.keys {
+		pairs[i] = backend.VolumePair{Src: srcP.Volumes[k].Name, Dst: p.Volumes[k].Name}
+		cc.sources = append(cc.sources, pairs[i].Src)
+		cc.targets = append(cc.targets, pairs[i].Dst)
 	}
-	if err := b.PrepareCopier(ctx, copier); err != nil {
-		return err
+	created := make(chan error, 1)
+	go func() { created <- b.Create(ctx, p) }()
+	var err error
+	cc.copy, err = b.StartCopy(ctx, pairs, copier)
+	if cerr := <-created; cerr != nil {
+		if cc.copy != nil {
+			cc.copy.Close()
+		}
+		return nil, cerr
 	}
-	resume, err := b.PauseVolumeUsers(ctx, srcNames)
+	if err != nil {
+		return nil, err
+	}
+	return &cc, nil
+}
+
+// copyVolumes copies every named volume of the source into the clone's,
+// with the source's containers that mount them paused for the whole copy:
+// volumes used together (data and journal) are then consistent with each
+// other too.
+func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, cc *cloneCopy) (err error) {
+	resume, err := b.PauseVolumeUsers(ctx, cc.sources)
 	if err != nil {
 		return err
 	}
@@ -218,27 +253,38 @@ func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, srcP, p
 		}
 	}()
 	tty := isTerminal(out)
-	for i, k := range keys {
-		from, to := srcNames[i], p.Volumes[k].Name
-		start := time.Now()
-		var total int64
-		progress := func(copied, all int64) {
-			total = all
-			if tty {
-				fmt.Fprintf(out, "\rvolume %s: %s of %s", k, size(copied), size(all))
-			}
-		}
-		if !tty {
-			fmt.Fprintf(out, "copying volume %s (%s to %s)\n", k, from, to)
-		}
-		err := b.CopyVolume(ctx, from, to, backend.CopyOptions{Copier: copier, Progress: progress})
+	start := time.Now()
+	current, totals := -1, make([]int64, len(cc.keys))
+	end := func(i int) {
 		if tty {
 			fmt.Fprintln(out)
 		}
-		if err != nil {
-			return err
+		fmt.Fprintf(out, "volume %s: copied %s in %.1fs\n", cc.keys[i], size(totals[i]), time.Since(start).Seconds())
+		start = time.Now()
+	}
+	err = cc.copy.Run(ctx, func(i int, copied, total int64) {
+		if i != current {
+			if current >= 0 {
+				end(current)
+			}
+			current = i
+			if !tty {
+				fmt.Fprintf(out, "copying volume %s (%s to %s)\n", cc.keys[i], cc.sources[i], cc.targets[i])
+			}
 		}
-		fmt.Fprintf(out, "volume %s: copied %s in %.1fs\n", k, size(total), time.Since(start).Seconds())
+		totals[i] = total
+		if tty {
+			fmt.Fprintf(out, "\rvolume %s: %s of %s", cc.keys[i], size(copied), size(total))
+		}
+	})
+	if err != nil {
+		if tty && current >= 0 {
+			fmt.Fprintln(out)
+		}
+		return err
+	}
+	if current >= 0 {
+		end(current)
 	}
 	return nil
 }

@@ -203,7 +203,7 @@ func TestE2ECloneFailuresLeaveNothing(t *testing.T) {
 	}
 
 	// Halfway: the copier cannot run (a dynamically linked executable), after
-	// the clone's volumes were created and the source paused.
+	// the clone's volumes and containers were created.
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -246,6 +246,27 @@ func TestE2ECloneStopped(t *testing.T) {
 	}
 	if e, _ := listed(t, src, true); e.Status == "running" {
 		t.Errorf("source is running after the clone, want it still stopped")
+	}
+}
+
+// TestE2ECloneThenRemove removes a clone with its volumes right after
+// cloning: the copier, which the engine removes by itself after the copy,
+// must not keep the clone's volume alive.
+func TestE2ECloneThenRemove(t *testing.T) {
+	b := e2e(t)
+	useStaticCopier(t)
+	c := dockerClient(t)
+	src, srcURL := cloneSource(t, b)
+	mustHTTP(t, "PUT", srcURL+"/kv/big", randomHex(t, 32<<20))
+	dst := src + "-c"
+	downOnCleanup(t, b, dst)
+	mustDenv(t, "clone", src, "-n", dst, "--no-start")
+	mustDenv(t, "rm", dst, "--volumes")
+	if nets, vols := projectResources(t, c, dst); len(nets) > 0 || len(vols) > 0 {
+		t.Errorf("rm --volumes right after the clone left networks %v, volumes %v", nets, vols)
+	}
+	if _, err := c.VolumeInspect(context.Background(), dst+"_data", client.VolumeInspectOptions{}); err == nil {
+		t.Errorf("volume %s_data left behind", dst)
 	}
 }
 

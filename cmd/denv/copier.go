@@ -15,12 +15,13 @@ import (
 func newCopierCmds() []*cobra.Command {
 	return []*cobra.Command{
 		{
-			Use:    backend.CopierCopyArg + " SRC DST",
-			Short:  "Copy the tree SRC into DST faithfully (used inside the engine by clone)",
+			Use:    backend.CopierCopyArg + " [--wait] SRC DST [SRC DST]...",
+			Short:  "Copy each tree SRC into DST faithfully (used inside the engine by clone)",
 			Hidden: true,
-			Args:   cobra.ExactArgs(2),
+			// its own arguments: --wait is copier.Command's
+			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return copier.Copy(args[0], args[1], cmd.OutOrStdout())
+				return copier.Command(args, cmd.InOrStdin(), cmd.OutOrStdout())
 			},
 		},
 		{

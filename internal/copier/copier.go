@@ -15,6 +15,9 @@
 //	copied BYTES    bytes copied so far (at most every 100 ms)
 //	done BYTES      the copy is complete
 //
+// [Command] is the copy as the engine runs it: several trees, each line
+// tagged with the number of its tree (see [Event]).
+//
 // Extended attributes and ACLs are not copied.
 package copier
 
@@ -57,12 +60,18 @@ func Copy(src, dst string, progress io.Writer) error {
 	if progress == nil {
 		progress = io.Discard
 	}
+	return copyTree(src, dst, func(kind string, n int64) { fmt.Fprintf(progress, "%s %d\n", kind, n) })
+}
+
+// copyTree is [Copy] with its progress events passed to emit, which is
+// called by one goroutine at a time.
+func copyTree(src, dst string, emit func(kind string, n int64)) error {
 	total, err := size(src)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(progress, "total %d\n", total)
-	c := &copyRun{src: src, dst: dst, links: map[fileID]string{}, out: progress, last: time.Now(), jobs: make(chan fileJob, workers)}
+	emit(KindTotal, total)
+	c := &copyRun{src: src, dst: dst, links: map[fileID]string{}, emit: emit, last: time.Now(), jobs: make(chan fileJob, workers)}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(c.work)
@@ -90,7 +99,7 @@ func Copy(src, dst string, progress io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(progress, "done %d\n", c.copied.Load())
+	emit(KindDone, c.copied.Load())
 	return nil
 }
 
@@ -135,8 +144,8 @@ type copyRun struct {
 	dirs     []dirMeta
 	copied   atomic.Int64
 	jobs     chan fileJob
-	mu       sync.Mutex // guards out, last and err
-	out      io.Writer
+	mu       sync.Mutex // guards emit, last and err
+	emit     func(kind string, n int64)
 	last     time.Time
 	err      error
 }
@@ -263,7 +272,7 @@ func (c *copyRun) add(n int64) {
 	defer c.mu.Unlock()
 	if now := time.Now(); now.Sub(c.last) >= progressEvery {
 		c.last = now
-		fmt.Fprintf(c.out, "copied %d\n", total)
+		c.emit(KindCopied, total)
 	}
 }
 
