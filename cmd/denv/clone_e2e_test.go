@@ -156,6 +156,13 @@ func TestE2EClone(t *testing.T) {
 	if e, ok := listed(t, dst, false); !ok || e.ClonedFrom != src || e.Status != "running" {
 		t.Errorf("denv envs shows the clone as %+v (listed: %v), want running, cloned from %s", e, ok, src)
 	}
+	// the table too: its last column is CLONED FROM
+	for _, line := range strings.Split(mustDenv(t, "envs"), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && (f[0] == dst && f[len(f)-1] != src || f[0] == src && f[len(f)-1] != "-") {
+			t.Errorf("denv envs row %q: want it to end with what it was cloned from (%s for the clone, - for the source)", line, src)
+		}
+	}
 	if e, _ := listed(t, src, false); e.Status != "running" {
 		t.Errorf("source is %q after the clone, want running", e.Status)
 	}

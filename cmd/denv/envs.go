@@ -136,7 +136,7 @@ func merge(rec envs.Record, e backend.Env, found bool) envJSON {
 
 func envsTable(w io.Writer, list []envJSON) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tSERVICES\tPORTS\tCREATED")
+	fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tSERVICES\tPORTS\tCREATED\tCLONED FROM")
 	for _, e := range list {
 		ports := make([]string, 0, len(e.Ports))
 		for _, p := range e.Ports {
@@ -146,9 +146,9 @@ func envsTable(w io.Writer, list []envJSON) error {
 			}
 			ports = append(ports, s)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Definition, e.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Definition, e.Status,
 			dash(strings.Join(e.Services, ",")), dash(strings.Join(ports, ",")),
-			e.Created.Local().Format("2006-01-02 15:04:05"))
+			e.Created.Local().Format("2006-01-02 15:04:05"), dash(e.ClonedFrom))
 	}
 	return tw.Flush()
 }
