@@ -156,11 +156,12 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: abs}
-	if err := os.MkdirAll(s.objectsDir(), 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create the definition store: %w", err)
+	// The directory is made by the first write: reading a store that was
+	// never written (denv compile of a plain file) leaves no trace.
+	if st, err := os.Stat(abs); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("cannot open the definition store: %s is not a directory", abs)
 	}
-	return s, nil
+	return &Store{dir: abs}, nil
 }
 
 // Dir returns the store's directory.
@@ -367,6 +368,9 @@ func (s *Store) List() ([]Definition, error) {
 func (s *Store) Remove(name string, force bool) error {
 	if err := ValidName(name); err != nil {
 		return err
+	}
+	if _, err := os.Stat(s.indexPath()); errors.Is(err, fs.ErrNotExist) {
+		return &notStoredError{name} // and no store directory made for it
 	}
 	return s.update(func(idx *index, _ func([]byte) (string, error)) error {
 		if _, ok := idx.findDef(name); !ok {

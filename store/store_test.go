@@ -51,6 +51,9 @@ func readIndexFile(t *testing.T, s *Store) map[string]any {
 func objectFiles(t *testing.T, s *Store) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(s.Dir(), "objects"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // never written
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,17 +136,31 @@ func TestValidName(t *testing.T) {
 	}
 }
 
-func TestOpenCreatesDir(t *testing.T) {
+// TestOpenCreatesDirOnFirstWrite: reading a store that was never written
+// creates nothing; the first write creates the directory.
+func TestOpenCreatesDirOnFirstWrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b", "denv")
 	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		t.Fatalf("Open did not create %s: %v", dir, err)
-	}
 	if s.Dir() != dir {
 		t.Errorf("Dir() = %q, want %q", s.Dir(), dir)
+	}
+	if defs, err := s.List(); err != nil || len(defs) != 0 {
+		t.Errorf("List of a new store = %v, %v; want nothing", defs, err)
+	}
+	if _, _, found, err := s.Lookup("web"); err != nil || found {
+		t.Errorf("Lookup in a new store: found %v, err %v", found, err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatalf("reading a new store created %s", dir)
+	}
+	if err := s.Add([]Definition{{Name: "web", Origin: "stdin", Content: []byte("IMAGE ex/web\n")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Fatalf("the first Add did not create %s: %v", dir, err)
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o644)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +18,19 @@ const tmpPrefix = ".tmp-"
 // lock opens the lock file, creating it if needed, and flocks it; the
 // returned func releases it.
 func (s *Store) lock(exclusive bool) (func(), error) {
+	if exclusive {
+		if err := os.MkdirAll(s.objectsDir(), 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create the definition store: %w", err)
+		}
+	}
 	path := filepath.Join(s.dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil && !exclusive {
+		if errors.Is(err, fs.ErrNotExist) {
+			// no store yet: nothing to read, nothing to lock (its index
+			// reads as empty)
+			return func() {}, nil
+		}
 		// A reader may lack write access to a shared store.
 		f, err = os.Open(path)
 	}
