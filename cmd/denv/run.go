@@ -84,7 +84,13 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	// Ctrl-C while starting still cleans up (Up removes what it created).
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// The daemon first: when it cannot be reached nothing is written.
+	// The definition first (it writes nothing), so that its errors are
+	// reported with or without a daemon; then the daemon, before anything
+	// is written.
+	p, g, err := a.build(ctx, def, opts.name)
+	if err != nil {
+		return err
+	}
 	b, err := a.backend(ctx, cmd.ErrOrStderr())
 	if err != nil {
 		return err
@@ -96,31 +102,19 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	}
 	var res *envs.Reservation
 	if opts.name != "" {
-		// Claim the name before the work, so that a taken name fails fast.
-		if res, err = es.Reserve(opts.name); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				res.Abort()
-			}
-		}()
+		res, err = es.Reserve(opts.name)
+	} else {
+		res, err = reserveFree(es, idBase(g.Root.Name))
 	}
-	p, g, err := a.build(ctx, def, opts.name)
 	if err != nil {
 		return err
 	}
-	if res == nil {
-		if res, err = reserveFree(es, idBase(g.Root.Name)); err != nil {
-			return err
+	defer func() {
+		if err != nil {
+			res.Abort()
 		}
-		defer func() {
-			if err != nil {
-				res.Abort()
-			}
-		}()
-		p.Name = res.ID()
-	}
+	}()
+	p.Name = res.ID()
 	wd := p.WorkingDir
 	if wd == "" {
 		if wd, err = os.Getwd(); err != nil {
