@@ -68,7 +68,31 @@ func newRootCmd() *cobra.Command {
 	)
 	root.AddCommand(newCopierCmds()...)
 	root.SetHelpCommand(newHelpCmd())
+	strictCompletionCmd(root)
 	return root
+}
+
+// strictCompletionCmd makes cobra's `completion` command refuse a missing
+// or unknown shell: by itself it prints its help and exits 0 for both.
+func strictCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, sh := range c.Commands() {
+			shells = append(shells, sh.Name())
+		}
+		want := strings.Join(shells, ", ")
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("completion: want SHELL (%s); see 'denv completion --help'", want)
+			}
+			return fmt.Errorf("completion: unknown shell %q: want %s", args[0], want)
+		}
+	}
 }
 
 // newHelpCmd replaces cobra's help command, which prints the usage and
