@@ -132,7 +132,7 @@ func (c *compiler) service(svc *resolve.Service) {
 	net := c.network(env)
 	sc.Networks[net] = &types.ServiceNetworkConfig{}
 	if env != c.g.Root {
-		c.alias(&sc, net, svc.Name, svc)
+		c.alias(sc.Networks, name, net, svc.Name, svc)
 	}
 	if len(svc.Environ) > 0 {
 		sc.Environment = types.MappingWithEquals{}
@@ -194,9 +194,10 @@ func (c *compiler) markImagePorts() {
 			continue
 		}
 		name := c.name(x.Service)
-		if sc, ok := c.services[name]; ok {
-			sc.Labels[LabelPublishImagePorts] = "true"
-			c.services[name] = sc
+		// Labels is a map: set through a copy, without copying the
+		// 1.4 KB ServiceConfig out of c.services and back
+		if labels := c.services[name].Labels; labels != nil {
+			labels[LabelPublishImagePorts] = "true"
 		}
 	}
 }
@@ -210,23 +211,24 @@ func (c *compiler) interfaces() {
 		for _, inc := range env.IncludedBy {
 			net := c.network(inc)
 			for _, x := range env.Exposed {
-				sc, ok := c.services[c.name(x.Service)]
-				if !ok {
+				// the networks map, not a copy of the whole service
+				name := c.name(x.Service)
+				nets := c.services[name].Networks
+				if nets == nil {
 					continue
 				}
-				c.alias(&sc, net, env.Name+"-"+x.Name, x.Service)
+				c.alias(nets, name, net, env.Name+"-"+x.Name, x.Service)
 				if len(env.Exposed) == 1 {
-					c.alias(&sc, net, env.Name, x.Service)
+					c.alias(nets, name, net, env.Name, x.Service)
 				}
-				c.services[sc.Name] = sc
 			}
 		}
 	}
 }
 
-// alias puts sc on network net under alias a, refusing two services with
-// one name on one network.
-func (c *compiler) alias(sc *types.ServiceConfig, net, a string, svc *resolve.Service) {
+// alias puts the service named name, whose networks are nets, on network
+// net under alias a, refusing two services with one name on one network.
+func (c *compiler) alias(nets map[string]*types.ServiceNetworkConfig, name, net, a string, svc *resolve.Service) {
 	if c.aliasOf[net] == nil {
 		c.aliasOf[net] = map[string]*resolve.Service{}
 	}
@@ -236,12 +238,12 @@ func (c *compiler) alias(sc *types.ServiceConfig, net, a string, svc *resolve.Se
 		return
 	}
 	c.aliasOf[net][a] = svc
-	nc := sc.Networks[net]
+	nc := nets[net]
 	if nc == nil {
 		nc = &types.ServiceNetworkConfig{}
-		sc.Networks[net] = nc
+		nets[net] = nc
 	}
-	if a != sc.Name && !slices.Contains(nc.Aliases, a) {
+	if a != name && !slices.Contains(nc.Aliases, a) {
 		nc.Aliases = append(nc.Aliases, a)
 	}
 }
