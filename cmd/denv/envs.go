@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -135,7 +136,9 @@ func merge(rec envs.Record, e backend.Env, found bool) envJSON {
 }
 
 func envsTable(w io.Writer, list []envJSON) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// tabwriter writes a few times per cell: one write call at the end
+	bw := bufio.NewWriter(w)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tSERVICES\tPORTS\tCREATED\tCLONED FROM")
 	for _, e := range list {
 		ports := make([]string, 0, len(e.Ports))
@@ -150,7 +153,10 @@ func envsTable(w io.Writer, list []envJSON) error {
 			dash(strings.Join(e.Services, ",")), dash(strings.Join(ports, ",")),
 			e.Created.Local().Format("2006-01-02 15:04:05"), dash(e.ClonedFrom))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 func dash(s string) string {
