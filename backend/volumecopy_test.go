@@ -97,12 +97,7 @@ func testTree(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	old := time.Date(2002, 3, 4, 5, 6, 7, 0, time.UTC)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	hdrs := []struct {
-		h    tar.Header
-		body []byte
-	}{
+	return tarOf(t, []tarEntry{
 		{tar.Header{Typeflag: tar.TypeDir, Name: "pg/", Mode: 0o700, Uid: 999, Gid: 999, ModTime: old}, nil},
 		{tar.Header{Typeflag: tar.TypeDir, Name: "pg/empty/", Mode: 0o750, Uid: 999, Gid: 998, ModTime: old}, nil},
 		{tar.Header{Typeflag: tar.TypeReg, Name: "pg/big.bin", Mode: 0o600, Uid: 999, Gid: 999, ModTime: old, Size: int64(len(big))}, big},
@@ -111,8 +106,21 @@ func testTree(t *testing.T) []byte {
 		{tar.Header{Typeflag: tar.TypeSymlink, Name: "link", Linkname: "pg/big.bin", Uid: 1234, Gid: 5678, ModTime: old}, nil},
 		{tar.Header{Typeflag: tar.TypeSymlink, Name: "dangling", Linkname: "/nowhere", ModTime: old}, nil},
 		{tar.Header{Typeflag: tar.TypeLink, Name: "hard", Linkname: "exec", ModTime: old}, nil},
-	}
-	for _, e := range hdrs {
+	})
+}
+
+// tarEntry is one entry of a test archive.
+type tarEntry struct {
+	h    tar.Header
+	body []byte
+}
+
+// tarOf writes entries as a tar archive.
+func tarOf(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
 		if err := tw.WriteHeader(&e.h); err != nil {
 			t.Fatal(err)
 		}
@@ -171,26 +179,12 @@ func TestCopyVolumeIsFaithful(t *testing.T) {
 // staleTree is a tar of files a destination volume may hold before a copy.
 func staleTree(t *testing.T) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, h := range []tar.Header{
-		{Typeflag: tar.TypeDir, Name: "ro/", Mode: 0o500},
-		{Typeflag: tar.TypeReg, Name: "ro/stale", Mode: 0o644, Size: 5},
-		{Typeflag: tar.TypeReg, Name: "exec", Mode: 0o600, Size: 5},
-	} {
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			if _, err := tw.Write([]byte("stale")); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	stale := []byte("stale")
+	return tarOf(t, []tarEntry{
+		{tar.Header{Typeflag: tar.TypeDir, Name: "ro/", Mode: 0o500}, nil},
+		{tar.Header{Typeflag: tar.TypeReg, Name: "ro/stale", Mode: 0o644, Size: 5}, stale},
+		{tar.Header{Typeflag: tar.TypeReg, Name: "exec", Mode: 0o600, Size: 5}, stale},
+	})
 }
 
 // TestStartCopyTwoVolumes copies two volumes with one copier container
