@@ -188,7 +188,7 @@ func pair(n int, a, b func() (time.Duration, error)) (ma, mb time.Duration, err 
 	return median(as), median(bs), nil
 }
 
-func median(ds []time.Duration) time.Duration {
+func median[T time.Duration | float64](ds []T) T {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	if len(s)%2 == 1 {
@@ -283,8 +283,14 @@ func (b *bench) compileVsLoader() {
 		default:
 			b.compare(w, c, "compose-go loader", median(loads), 0.10)
 		}
-		if failed[n] == "" && prev > 0 {
-			growth := float64(c) / float64(prev)
+		if failed[n] == "" && prev > 0 && len(times[n]) == len(times[n/4]) {
+			// the median of each run's own ratio: the two sizes ran back
+			// to back in it, so a change of load between runs cancels out
+			ratios := make([]float64, len(times[n]))
+			for i := range ratios {
+				ratios[i] = float64(times[n][i]) / float64(times[n/4][i])
+			}
+			growth := median(ratios)
 			b.rows = append(b.rows, row{
 				what:     fmt.Sprintf("  growth %d -> %d envs", n/4, n),
 				denv:     fmt.Sprintf("%.2fx time", growth),
