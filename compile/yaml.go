@@ -3,7 +3,6 @@ package compile
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -165,14 +164,30 @@ func (w *writer) service(s types.ServiceConfig) error {
 	return nil
 }
 
-// plain matches scalars that YAML reads back as the same string unquoted.
-var plain = regexp.MustCompile(`^[A-Za-z_./][A-Za-z0-9_./@+-]*$`)
+// plain reports scalars that YAML reads back as the same string unquoted:
+// those matching ^[A-Za-z_./][A-Za-z0-9_./@+-]*$ (the regexp took a third
+// of the YAML writer's time).
+func plain(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_', c == '.', c == '/':
+		case i > 0 && ('0' <= c && c <= '9' || c == '@' || c == '+' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // scalar writes s as a YAML string: plain when that is unambiguous, else
 // double-quoted. '$' is doubled for compose's interpolation.
 func scalar(s string) string {
 	s = strings.ReplaceAll(s, "$", "$$")
-	if plain.MatchString(s) && !reserved(s) {
+	if plain(s) && !reserved(s) {
 		return s
 	}
 	return strconv.Quote(s)
@@ -180,17 +195,25 @@ func scalar(s string) string {
 
 // key writes a mapping key; keys are names, quoted when needed.
 func key(s string) string {
-	if plain.MatchString(s) && !reserved(s) {
+	if plain(s) && !reserved(s) {
 		return s
 	}
 	return strconv.Quote(s)
 }
 
+// reservedWords are the words YAML would read as something other than a
+// string, in any case.
+var reservedWords = []string{"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~", ".inf", ".nan", "-.inf", "+.inf"}
+
 // reserved reports words YAML would read as something other than a string.
 func reserved(s string) bool {
-	switch strings.ToLower(s) {
-	case "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~", ".inf", ".nan", "-.inf", "+.inf":
-		return true
+	if len(s) > 5 {
+		return false // longer than any reserved word
+	}
+	for _, w := range reservedWords {
+		if strings.EqualFold(s, w) {
+			return true
+		}
 	}
 	return false
 }
