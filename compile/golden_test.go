@@ -12,6 +12,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/alebellu/denv/compile"
+	"github.com/alebellu/denv/internal/goldentest"
 	"github.com/alebellu/denv/resolve"
 )
 
@@ -70,19 +71,7 @@ func TestGolden(t *testing.T) {
 			if strings.Contains(string(got), "/work/") || strings.Contains(string(got), os.Getenv("HOME")+"/") {
 				t.Errorf("output holds a host path:\n%s", got)
 			}
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./compile -update)", err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("output differs from %s (run go test ./compile -update to accept):\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
+			goldentest.Compare(t, golden, got, *update, "./compile")
 		})
 	}
 }

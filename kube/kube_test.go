@@ -1,10 +1,7 @@
 package kube_test
 
 import (
-	"bytes"
-	"context"
 	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,35 +15,25 @@ import (
 	"github.com/alebellu/denv/compile"
 	"github.com/alebellu/denv/internal/goldentest"
 	"github.com/alebellu/denv/kube"
-	"github.com/alebellu/denv/resolve"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// cases are the golden cases: the seed's expert-system environment and the
-// diamond, each resolved from its own working directory.
-var cases = []struct{ name, dir, def string }{
-	{"expert-system-env", "..", "examples/expert-system-env.denv"},
-	{"diamond", "../testdata/golden", "diamond.denv"},
-}
-
 // TestGolden compares the manifests of each case with
 // testdata/<case>.yaml and decodes them back strictly.
 func TestGolden(t *testing.T) {
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out, err := kube.Manifests(goldentest.Project(t, c.dir, c.def), kube.Options{})
+	for _, c := range goldentest.Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			render := func() ([]byte, error) {
+				return kube.Manifests(goldentest.Project(t, c.Dir, c.Def), kube.Options{})
+			}
+			out, err := render()
 			if err != nil {
 				t.Fatal(err)
 			}
 			decodeStrict(t, out)
-			goldentest.Compare(t, filepath.Join("testdata", c.name+".yaml"), out, *update, "./kube")
-			for range 3 {
-				again, _ := kube.Manifests(goldentest.Project(t, c.dir, c.def), kube.Options{})
-				if !bytes.Equal(out, again) {
-					t.Fatal("two renderings differ")
-				}
-			}
+			goldentest.Compare(t, filepath.Join("testdata", c.Name+".yaml"), out, *update, "./kube")
+			goldentest.Stable(t, out, render)
 		})
 	}
 }
@@ -205,19 +192,9 @@ func TestErrors(t *testing.T) {
 		{"IMAGE ex/web AS web_1\n", "not a DNS-1035 label"},
 		{"IMAGE ex/web VOLUME ./data:/data\n", "relative host path"},
 	} {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "e.denv"), []byte(c.body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		g, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(context.Background(), filepath.Join(dir, "e.denv"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := compile.Compile(g, compile.Options{BaseDir: dir})
-		if err != nil {
-			t.Fatalf("%q: %v", c.body, err)
-		}
-		_, err = kube.Manifests(p, kube.Options{})
+		dir := goldentest.Dir(t, map[string]string{"e.denv": c.body})
+		p := goldentest.ProjectWith(t, dir, "e.denv", compile.Options{BaseDir: dir})
+		_, err := kube.Manifests(p, kube.Options{})
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%q: error %v, want one line with %q", c.body, err, c.want)
 		}
@@ -227,18 +204,8 @@ func TestErrors(t *testing.T) {
 // TestBindWithWorkDir: a relative bind becomes a hostPath under the
 // working directory.
 func TestBindWithWorkDir(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "e.denv"), []byte("IMAGE ex/web VOLUME ./data:/data:ro\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(context.Background(), filepath.Join(dir, "e.denv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compile.Compile(g, compile.Options{BaseDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := goldentest.Dir(t, map[string]string{"e.denv": "IMAGE ex/web VOLUME ./data:/data:ro\n"})
+	p := goldentest.ProjectWith(t, dir, "e.denv", compile.Options{BaseDir: dir})
 	out, err := kube.Manifests(p, kube.Options{WorkDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -254,16 +221,11 @@ func TestBindWithWorkDir(t *testing.T) {
 // namespace cannot hold both, so no Service "db" is made and a comment
 // says why. Each db stays reachable only from its own environment.
 func TestAmbiguousAlias(t *testing.T) {
-	dir := t.TempDir()
-	for name, body := range map[string]string{
+	dir := goldentest.Dir(t, map[string]string{
 		"e.denv": "ENV a\nENV b\nIMAGE ex/app LINK a, b\n",
 		"a.denv": "IMAGE ex/db\nIMAGE ex/api LINK db\nEXPOSE api\n",
 		"b.denv": "IMAGE ex/db\nIMAGE ex/api LINK db\nEXPOSE api\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	out, err := kube.Manifests(goldentest.Project(t, dir, "e.denv"), kube.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -305,15 +267,7 @@ func TestAmbiguousAlias(t *testing.T) {
 // TestProjectNameClash: the root's NetworkPolicy is named after the
 // project, so a project named like an included environment is refused.
 func TestProjectNameClash(t *testing.T) {
-	wd, _ := filepath.Abs("../testdata/golden")
-	g, err := resolve.New(resolve.Options{WorkDir: wd}).Resolve(context.Background(), filepath.Join(wd, "diamond.denv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compile.Compile(g, compile.Options{Name: "left"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := goldentest.ProjectWith(t, "../testdata/golden", "diamond.denv", compile.Options{Name: "left"})
 	if _, err := kube.Manifests(p, kube.Options{}); err == nil || !strings.Contains(err.Error(), "--name") {
 		t.Errorf("error %v, want one naming --name", err)
 	}

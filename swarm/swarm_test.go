@@ -1,10 +1,7 @@
 package swarm_test
 
 import (
-	"bytes"
-	"context"
 	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,16 +13,10 @@ import (
 
 	"github.com/alebellu/denv/compile"
 	"github.com/alebellu/denv/internal/goldentest"
-	"github.com/alebellu/denv/resolve"
 	"github.com/alebellu/denv/swarm"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
-
-var cases = []struct{ name, dir, def string }{
-	{"expert-system-env", "..", "examples/expert-system-env.denv"},
-	{"diamond", "../testdata/golden", "diamond.denv"},
-}
 
 // load reads a stack file the way `docker stack deploy -c` does: the
 // Docker CLI's loader, with its schema validation.
@@ -49,9 +40,12 @@ func load(t *testing.T, out []byte) *clitypes.Config {
 // TestGolden compares each case's stack file with testdata/<case>.yaml and
 // checks that the Docker CLI loads it.
 func TestGolden(t *testing.T) {
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out, err := swarm.Compose(goldentest.Project(t, c.dir, c.def), swarm.Options{})
+	for _, c := range goldentest.Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			render := func() ([]byte, error) {
+				return swarm.Compose(goldentest.Project(t, c.Dir, c.Def), swarm.Options{})
+			}
+			out, err := render()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,13 +63,8 @@ func TestGolden(t *testing.T) {
 					t.Errorf("network %s: driver %q attachable %v", name, n.Driver, n.Attachable)
 				}
 			}
-			goldentest.Compare(t, filepath.Join("testdata", c.name+".yaml"), out, *update, "./swarm")
-			for range 3 {
-				again, _ := swarm.Compose(goldentest.Project(t, c.dir, c.def), swarm.Options{})
-				if !bytes.Equal(out, again) {
-					t.Fatal("two renderings differ")
-				}
-			}
+			goldentest.Compare(t, filepath.Join("testdata", c.Name+".yaml"), out, *update, "./swarm")
+			goldentest.Stable(t, out, render)
 		})
 	}
 }
@@ -107,19 +96,9 @@ func TestEncapsulation(t *testing.T) {
 // TestRelativeBind: a relative bind source is made absolute with the
 // working directory, and refused in one line without one.
 func TestRelativeBind(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "e.denv"), []byte("IMAGE ex/web VOLUME ./data:/data\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(context.Background(), filepath.Join(dir, "e.denv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compile.Compile(g, compile.Options{BaseDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = swarm.Compose(p, swarm.Options{})
+	dir := goldentest.Dir(t, map[string]string{"e.denv": "IMAGE ex/web VOLUME ./data:/data\n"})
+	p := goldentest.ProjectWith(t, dir, "e.denv", compile.Options{BaseDir: dir})
+	_, err := swarm.Compose(p, swarm.Options{})
 	if err == nil || !strings.Contains(err.Error(), "relative host path") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error %v, want one line about a relative host path", err)
 	}
@@ -135,13 +114,7 @@ func TestRelativeBind(t *testing.T) {
 // compileBody writes files into a directory and compiles its e.denv.
 func compileBody(t *testing.T, files map[string]string) *types.Project {
 	t.Helper()
-	dir := t.TempDir()
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return goldentest.Project(t, dir, "e.denv")
+	return goldentest.Project(t, goldentest.Dir(t, files), "e.denv")
 }
 
 // TestPublishModeAndEscaping: host mode makes every service dnsrr with
