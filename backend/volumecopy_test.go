@@ -5,11 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,42 +17,13 @@ import (
 	"github.com/alebellu/denv/backend/backendtest"
 )
 
-var copierBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // copierExe builds backend/testdata/copier statically: a copier with the
 // same subcommands as the denv binary (the one users run, tested in
 // cmd/denv); the test binary itself is dynamically linked and has none.
 func copierExe(t testing.TB) string {
 	t.Helper()
-	copierBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "denv-test-copier-")
-		if err != nil {
-			copierBuild.err = err
-			return
-		}
-		copierBuild.path = filepath.Join(dir, "copier")
-		cmd := exec.Command("go", "build", "-o", copierBuild.path, "github.com/alebellu/denv/backend/testdata/copier")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			copierBuild.err = &buildError{err, string(out)}
-		}
-	})
-	if copierBuild.err != nil {
-		t.Fatalf("cannot build the copier: %v", copierBuild.err)
-	}
-	return copierBuild.path
+	return backendtest.StaticBinary(t, "github.com/alebellu/denv/backend/testdata/copier")
 }
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
 
 // newVolume creates a volume removed when the test ends.
 func newVolume(t *testing.T, docker client.APIClient, name string) string {

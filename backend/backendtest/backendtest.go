@@ -166,6 +166,45 @@ func buildEchoImage(ctx context.Context, b *backend.Backend) error {
 	)
 }
 
+// statics caches the binaries built by StaticBinary, by package, for the
+// life of the test binary.
+var statics = struct {
+	mu    sync.Mutex
+	paths map[string]string
+	errs  map[string]error
+}{paths: map[string]string{}, errs: map[string]error{}}
+
+// StaticBinary builds the Go package pkg (an import path) with
+// CGO_ENABLED=0, once per test binary, and returns the executable's path:
+// what the engine runs as denv's copier must be static (the copier image
+// holds nothing but the executable).
+func StaticBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	statics.mu.Lock()
+	defer statics.mu.Unlock()
+	if _, done := statics.paths[pkg]; !done {
+		statics.paths[pkg], statics.errs[pkg] = buildStatic(pkg)
+	}
+	if err := statics.errs[pkg]; err != nil {
+		t.Fatalf("cannot build %s statically: %v", pkg, err)
+	}
+	return statics.paths[pkg]
+}
+
+func buildStatic(pkg string) (string, error) {
+	dir, err := os.MkdirTemp("", "denv-static-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return bin, nil
+}
+
 // echoSourceDir finds backend/testdata/echo next to this source file.
 func echoSourceDir() (string, error) {
 	_, file, _, ok := runtime.Caller(0)

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,35 +21,14 @@ import (
 	"github.com/alebellu/denv/backend/backendtest"
 )
 
-var staticDenv struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // useStaticCopier points DENV_COPIER at a static build of denv: the clone
 // command imports its copier executable into the engine, and the test
 // binary (dynamically linked, no copier subcommands) cannot serve.
 func useStaticCopier(t testing.TB) string {
 	t.Helper()
-	staticDenv.once.Do(func() {
-		dir, err := os.MkdirTemp("", "denv-static-")
-		if err != nil {
-			staticDenv.err = err
-			return
-		}
-		staticDenv.path = filepath.Join(dir, "denv")
-		cmd := exec.Command("go", "build", "-o", staticDenv.path, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			staticDenv.err = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if staticDenv.err != nil {
-		t.Fatalf("cannot build a static denv: %v", staticDenv.err)
-	}
-	t.Setenv("DENV_COPIER", staticDenv.path)
-	return staticDenv.path
+	path := backendtest.StaticBinary(t, "github.com/alebellu/denv/cmd/denv")
+	t.Setenv("DENV_COPIER", path)
+	return path
 }
 
 // cloneSource runs the clone test definition (a key-value db with a named
