@@ -28,31 +28,27 @@ func YAML(p *types.Project) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if len(p.Networks) > 0 {
-		w.line(0, "networks:")
-		for _, name := range slices.Sorted(maps.Keys(p.Networks)) {
-			n := p.Networks[name]
-			if len(n.Labels) == 0 {
-				w.line(1, key(name)+": {}")
-				continue
-			}
-			w.line(1, key(name)+":")
-			w.mapping(2, "labels", n.Labels)
-		}
-	}
-	if len(p.Volumes) > 0 {
-		w.line(0, "volumes:")
-		for _, name := range slices.Sorted(maps.Keys(p.Volumes)) {
-			v := p.Volumes[name]
-			if len(v.Labels) == 0 {
-				w.line(1, key(name)+": {}")
-				continue
-			}
-			w.line(1, key(name)+":")
-			w.mapping(2, "labels", v.Labels)
-		}
-	}
+	labelled(w, "networks", p.Networks, func(n types.NetworkConfig) types.Labels { return n.Labels })
+	labelled(w, "volumes", p.Volumes, func(v types.VolumeConfig) types.Labels { return v.Labels })
 	return w.b, nil
+}
+
+// labelled writes a top-level section of named entries that carry only
+// labels (denv's networks and volumes): "NAME: {}" when there are none.
+func labelled[T any](w *writer, section string, entries map[string]T, labels func(T) types.Labels) {
+	if len(entries) == 0 {
+		return
+	}
+	w.line(0, section+":")
+	for _, name := range slices.Sorted(maps.Keys(entries)) {
+		l := labels(entries[name])
+		if len(l) == 0 {
+			w.line(1, key(name)+": {}")
+			continue
+		}
+		w.line(1, key(name)+":")
+		w.mapping(2, "labels", l)
+	}
 }
 
 type writer struct{ b []byte }
