@@ -9,30 +9,14 @@ import (
 	"os"
 	"strings"
 	"testing"
-)
 
-func do(t *testing.T, method, url string, body io.Reader) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
-}
+	"github.com/alebellu/denv/examples/images/internal/svctest"
+)
 
 func TestHealth(t *testing.T) {
 	srv := httptest.NewServer(NewHandler(t.TempDir()))
 	defer srv.Close()
-	code, body := do(t, "GET", srv.URL+"/health", nil)
+	code, body := svctest.Do(t, "GET", srv.URL+"/health", nil)
 	if code != 200 || strings.TrimSpace(string(body)) != "ok" {
 		t.Fatalf("health = %d %q", code, body)
 	}
@@ -43,14 +27,14 @@ func TestPutGetOverwriteAndMissing(t *testing.T) {
 	srv := httptest.NewServer(NewHandler(dir))
 	defer srv.Close()
 
-	if code, _ := do(t, "GET", srv.URL+"/kv/k1", nil); code != http.StatusNotFound {
+	if code, _ := svctest.Do(t, "GET", srv.URL+"/kv/k1", nil); code != http.StatusNotFound {
 		t.Fatalf("GET absent key = %d, want 404", code)
 	}
 	for _, v := range []string{"first value", "second"} {
-		if code, b := do(t, "PUT", srv.URL+"/kv/k1", strings.NewReader(v)); code != http.StatusNoContent {
+		if code, b := svctest.Do(t, "PUT", srv.URL+"/kv/k1", strings.NewReader(v)); code != http.StatusNoContent {
 			t.Fatalf("PUT = %d %s", code, b)
 		}
-		code, b := do(t, "GET", srv.URL+"/kv/k1", nil)
+		code, b := svctest.Do(t, "GET", srv.URL+"/kv/k1", nil)
 		if code != 200 || string(b) != v {
 			t.Fatalf("GET = %d %q, want 200 %q", code, b, v)
 		}
@@ -70,10 +54,10 @@ func TestLargeValue(t *testing.T) {
 	defer srv.Close()
 	val := make([]byte, 24<<20+123)
 	rand.Read(val)
-	if code, b := do(t, "PUT", srv.URL+"/kv/big", bytes.NewReader(val)); code != http.StatusNoContent {
+	if code, b := svctest.Do(t, "PUT", srv.URL+"/kv/big", bytes.NewReader(val)); code != http.StatusNoContent {
 		t.Fatalf("PUT = %d %s", code, b)
 	}
-	code, b := do(t, "GET", srv.URL+"/kv/big", nil)
+	code, b := svctest.Do(t, "GET", srv.URL+"/kv/big", nil)
 	if code != 200 || !bytes.Equal(b, val) {
 		t.Fatalf("GET = %d, %d bytes, equal=%v", code, len(b), bytes.Equal(b, val))
 	}
@@ -85,12 +69,12 @@ func TestBadKeys(t *testing.T) {
 	defer srv.Close()
 	// A literal "/kv/.." never reaches the handler: ServeMux redirects the
 	// cleaned path, which is refused as well (checked below).
-	if code, _ := do(t, "PUT", srv.URL+"/kv/..", strings.NewReader("x")); code < 300 {
+	if code, _ := svctest.Do(t, "PUT", srv.URL+"/kv/..", strings.NewReader("x")); code < 300 {
 		t.Errorf("PUT /kv/.. = %d, want a refusal", code)
 	}
 	for _, k := range []string{"a/b", "a%2Fb", "a..b", "..x", "%2E%2E", ".hidden", "a%5Cb"} {
 		for _, m := range []string{"PUT", "GET"} {
-			code, _ := do(t, m, srv.URL+"/kv/"+k, strings.NewReader("x"))
+			code, _ := svctest.Do(t, m, srv.URL+"/kv/"+k, strings.NewReader("x"))
 			if code != http.StatusBadRequest {
 				t.Errorf("%s /kv/%s = %d, want 400", m, k, code)
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,14 +17,7 @@ import (
 var bin svctest.Bin
 
 func TestMain(m *testing.M) {
-	var err error
-	if bin, err = svctest.Build("db", "worker", "web"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	bin.Remove()
-	os.Exit(code)
+	os.Exit(svctest.Run(m, &bin, "db", "worker", "web"))
 }
 
 // chain starts real db, worker and web processes, web wired to the other

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,14 +17,7 @@ import (
 var bin svctest.Bin
 
 func TestMain(m *testing.M) {
-	var err error
-	if bin, err = svctest.Build("db", "worker"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	bin.Remove()
-	os.Exit(code)
+	os.Exit(svctest.Run(m, &bin, "db", "worker"))
 }
 
 // stack starts real db and worker processes and an in-process web handler.
@@ -39,20 +31,8 @@ func stack(t *testing.T) (web string, killDB, killWorker func()) {
 
 func do(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	code, b := svctest.Do(t, method, url, strings.NewReader(body))
+	return code, string(b)
 }
 
 func health(t *testing.T, web string) (int, Health) {

@@ -5,6 +5,7 @@ package svctest
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -76,4 +77,36 @@ func (b Bin) Start(t *testing.T, name string, env ...string) (string, func()) {
 			t.Fatalf("%s did not start on %s", name, addr)
 		}
 	}
+}
+
+// Run is a TestMain for a demo program's tests that need the named
+// sibling programs: it builds them into *bin, runs the tests, removes
+// them, and returns the exit code for os.Exit.
+func Run(m *testing.M, bin *Bin, names ...string) int {
+	var err error
+	if *bin, err = Build(names...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer bin.Remove()
+	return m.Run()
+}
+
+// Do sends one HTTP request and returns the status code and the body.
+func Do(t *testing.T, method, url string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
 }
