@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/alebellu/denv/internal/atomicfile"
 )
 
 // File names inside an environment's directory.
@@ -121,14 +123,14 @@ func (r *Reservation) Commit(rec Record) error {
 		return fmt.Errorf("record id %q does not match the reserved id %q", rec.ID, r.id)
 	}
 	dir := filepath.Join(r.s.dir, r.id)
-	if err := writeAtomic(filepath.Join(dir, ProjectFile), rec.Project); err != nil {
+	if err := writeFile(filepath.Join(dir, ProjectFile), rec.Project); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, RecordFile), append(data, '\n'))
+	return writeFile(filepath.Join(dir, RecordFile), append(data, '\n'))
 }
 
 // Abort removes the claimed directory and everything in it.
@@ -241,24 +243,8 @@ func (s *Store) FreeID(base string) (string, error) {
 	}
 }
 
-// writeAtomic writes data to a temporary file beside name and renames it
-// into place.
-func writeAtomic(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+// writeFile replaces name with data atomically, readable by its owner
+// only (records may name private paths).
+func writeFile(name string, data []byte) error {
+	return atomicfile.Write(name, data, 0o600, "."+filepath.Base(name)+".")
 }

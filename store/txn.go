@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/alebellu/denv/internal/atomicfile"
 )
 
 // tmpPrefix starts the name of every temporary file the store writes.
@@ -152,34 +154,13 @@ func isDigest(s string) bool {
 	return true
 }
 
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, fsync, rename. The directory itself is not synced. On error
-// no temporary file is left.
-func writeAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix+"*")
-	if err != nil {
+// writeAtomic replaces path with data (atomicfile.Write: temporary file
+// named tmpPrefix*, fsync, rename). On error no temporary file is left.
+func writeAtomic(path string, data []byte) error {
+	if err := atomicfile.Write(path, data, 0o644, tmpPrefix); err != nil {
 		return storeWriteError(err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = storeWriteError(err)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return nil
 }
 
 // syncDir fsyncs a directory so that renames into it are durable.

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/alebellu/denv/internal/atomicfile"
+
 	"os"
 	"path/filepath"
 
@@ -84,29 +86,7 @@ func runCompile(cmd *cobra.Command, a *app, opts compileOptions, def string) err
 		_, err = cmd.OutOrStdout().Write(out)
 		return err
 	}
-	return writeFileAtomic(opts.output, out)
-}
-
-// writeFileAtomic writes data to a temporary file beside name and renames
-// it into place, so that a failure never leaves a half-written file.
-func writeFileAtomic(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return atomicfile.Write(opts.output, out, 0o644, "."+filepath.Base(opts.output)+".")
 }
 
 // exactArgs is cobra.ExactArgs with an error that names what is missing.
