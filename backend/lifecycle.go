@@ -49,37 +49,65 @@ type UpOptions struct {
 // volumes that did not exist before it - and reports what failed. It never
 // removes a container, network or volume that existed before the call.
 func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions) error {
-	if project == nil || project.Name == "" {
-		return errors.New("cannot start an environment: no project")
-	}
-	before, err := b.snapshot(ctx, project.Name)
-	if err != nil {
-		return fmt.Errorf("cannot start environment %s: %w", project.Name, err)
-	}
 	wait := opts.WaitTimeout
 	if wait <= 0 {
 		wait = DefaultWaitTimeout
+	}
+	return b.converge(ctx, "start", project, func(svc api.Compose) error {
+		return svc.Up(ctx, project, api.UpOptions{
+			Create: createOptions(opts.RemoveOrphans),
+			Start: api.StartOptions{
+				Project:     project,
+				Wait:        !opts.NoWait,
+				WaitTimeout: wait,
+			},
+		})
+	})
+}
+
+// Create creates every network, volume and container of project without
+// starting anything (compose's `create`), for `denv clone`; a later
+// [Backend.Start] or [Backend.Up] starts it. Like [Backend.Up], when it
+// fails it removes what this call created and nothing else.
+func (b *Backend) Create(ctx context.Context, project *types.Project) error {
+	return b.converge(ctx, "create", project, func(svc api.Compose) error {
+		return svc.Create(ctx, project, createOptions(false))
+	})
+}
+
+// createOptions are the options of every create: containers whose
+// configuration changed are recreated, anonymous volumes inherited, and
+// nothing present locally is pulled.
+func createOptions(removeOrphans bool) api.CreateOptions {
+	return api.CreateOptions{
+		RemoveOrphans:        removeOrphans,
+		Recreate:             api.RecreateDiverged,
+		RecreateDependencies: api.RecreateDiverged,
+		Inherit:              true,
+		QuietPull:            true,
+	}
+}
+
+// converge runs op (compose's up or create of project); if it fails, it
+// removes what the call created - containers, networks and volumes that
+// did not exist before it - and returns one error saying what failed
+// ("cannot VERB environment NAME: ..."), which images are missing, and what
+// was removed.
+func (b *Backend) converge(ctx context.Context, verb string, project *types.Project, op func(api.Compose) error) error {
+	if project == nil || project.Name == "" {
+		return fmt.Errorf("cannot %s an environment: no project", verb)
+	}
+	before, err := b.snapshot(ctx, project.Name)
+	if err != nil {
+		return fmt.Errorf("cannot %s environment %s: %w", verb, project.Name, err)
 	}
 	rec := &eventRecorder{}
 	svc, err := b.newCompose(rec)
 	if err != nil {
 		return err
 	}
-	upErr := svc.Up(ctx, project, api.UpOptions{
-		Create: api.CreateOptions{
-			RemoveOrphans:        opts.RemoveOrphans,
-			Recreate:             api.RecreateDiverged,
-			RecreateDependencies: api.RecreateDiverged,
-			Inherit:              true,
-			QuietPull:            true,
-		},
-		Start: api.StartOptions{
-			Project:     project,
-			Wait:        !opts.NoWait,
-			WaitTimeout: wait,
-		},
-	})
-	if upErr == nil {
+	opErr := op(svc)
+	if opErr == nil {
 		return nil
 	}
 
@@ -87,7 +115,7 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	removed, cleanErr := b.removeCreatedSince(cctx, project.Name, before)
-	msg := fmt.Sprintf("cannot start environment %s: %s%s", project.Name, failedAt(project.Name, rec), composeMsg(upErr))
+	msg := fmt.Sprintf("cannot %s environment %s: %s%s", verb, project.Name, failedAt(project.Name, rec), composeMsg(opErr))
 	if missing := b.missingImages(cctx, project, msg); len(missing) > 0 {
 		msg += " (not available locally: " + strings.Join(missing, ", ") + ")"
 	}
