@@ -176,6 +176,25 @@ func listed(t *testing.T, id string, all bool) (envJSON, bool) {
 	return envJSON{}, false
 }
 
+// seedOK asks the seed's expert system at url for its answer: an error
+// unless web, db and worker are all "ok".
+func seedOK(url string) error {
+	code, body, err := httpDo("GET", url+"/", "")
+	if err != nil {
+		return err
+	}
+	var answer map[string]any
+	if err := json.Unmarshal([]byte(body), &answer); err != nil {
+		return fmt.Errorf("status %d: %v: %s", code, err, body)
+	}
+	for _, k := range []string{"web", "db", "worker"} {
+		if answer[k] != "ok" {
+			return fmt.Errorf("%s is %v in %s", k, answer[k], body)
+		}
+	}
+	return nil
+}
+
 func TestE2ERunExpertSystem(t *testing.T) {
 	b := e2e(t)
 	ctx := context.Background()
@@ -188,23 +207,7 @@ func TestE2ERunExpertSystem(t *testing.T) {
 
 	out := mustDenv(t, "run", def, "-n", id)
 	url := endpoint(t, out, "expert-system")
-	var answer map[string]any
-	poll(t, "expert-system answers web/db/worker ok", func() error {
-		code, body, err := httpDo("GET", url+"/", "")
-		if err != nil {
-			return err
-		}
-		answer = nil
-		if err := json.Unmarshal([]byte(body), &answer); err != nil {
-			return fmt.Errorf("status %d: %v: %s", code, err, body)
-		}
-		for _, k := range []string{"web", "db", "worker"} {
-			if answer[k] != "ok" {
-				return fmt.Errorf("%s is %v in %s", k, answer[k], body)
-			}
-		}
-		return nil
-	})
+	poll(t, "expert-system answers web/db/worker ok", func() error { return seedOK(url) })
 
 	// The expert system reaches only what web-env exposes.
 	nets, err := b.Networks(ctx, id)

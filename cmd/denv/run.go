@@ -236,13 +236,21 @@ func printEndpoints(ctx context.Context, w io.Writer, b *backend.Backend, id str
 		return err
 	}
 	for _, c := range cs {
-		for _, p := range c.Ports {
-			if p.Protocol != "tcp" {
-				continue
-			}
-			if _, err := fmt.Fprintf(w, "%s  http://%s:%d\n", p.Service, endpointHost, p.HostPort); err != nil {
-				return err
-			}
+		if err := printPorts(w, c.Ports); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printPorts prints "SERVICE  http://127.0.0.1:PORT" for each TCP port.
+func printPorts(w io.Writer, ports []backend.Port) error {
+	for _, p := range ports {
+		if p.Protocol != "tcp" {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "%s  http://%s:%d\n", p.Service, endpointHost, p.HostPort); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,22 +81,7 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 	}
 	out := mustDenv(t, "run", "--engine", "swarm", "--publish-mode", mode, def, "-n", id)
 	url := endpoint(t, out, "expert-system")
-	answers := func() error {
-		code, body, err := httpDo("GET", url+"/", "")
-		if err != nil {
-			return err
-		}
-		var answer map[string]any
-		if err := json.Unmarshal([]byte(body), &answer); err != nil {
-			return fmt.Errorf("status %d: %v: %s", code, err, body)
-		}
-		for _, k := range []string{"web", "db", "worker"} {
-			if answer[k] != "ok" {
-				return fmt.Errorf("%s is %v in %s", k, answer[k], body)
-			}
-		}
-		return nil
-	}
+	answers := func() error { return seedOK(url) }
 	poll(t, "expert-system answers web/db/worker ok on the swarm", answers)
 
 	// Encapsulation on the running stack's networks.

@@ -73,13 +73,8 @@ func printStackEndpoints(ctx context.Context, w io.Writer, b *backend.Backend, i
 		return err
 	}
 	for _, s := range svcs {
-		for _, p := range s.Ports {
-			if p.Protocol != "tcp" {
-				continue
-			}
-			if _, err := fmt.Fprintf(w, "%s  http://%s:%d\n", p.Service, endpointHost, p.HostPort); err != nil {
-				return err
-			}
+		if err := printPorts(w, s.Ports); err != nil {
+			return err
 		}
 	}
 	return nil
