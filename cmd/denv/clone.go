@@ -123,10 +123,6 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err != nil {
 		return err
 	}
-	srcP, err := backend.Load(ctx, src.Project, src.ID, src.WorkDir)
-	if err != nil {
-		return err
-	}
 	p, err := backend.Load(ctx, yamlDoc, id, src.WorkDir)
 	if err != nil {
 		return err
@@ -156,7 +152,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	// container on overlayfs flushes the host's dirty pages, which after
 	// the copy would be the whole copy. The copier starts meanwhile.
 	started = true
-	cp, err := createAndStartCopier(ctx, b, p, srcP, opts.copier)
+	cp, err := createAndStartCopier(ctx, b, p, src.ID, opts.copier)
 	if err != nil {
 		return err
 	}
@@ -197,15 +193,19 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 // cloneCopy is the copier of a clone, started and waiting.
 type cloneCopy struct {
 	copy *backend.VolumeCopy
-	// keys are the volume keys of the project, in the copier's order;
-	// sources and targets the volumes' names in the source and the clone.
-	keys, sources, targets []string
+	// keys are the volume keys of the project, in the copier's order, and
+	// pairs the source's and the clone's volume of each.
+	keys  []string
+	pairs []backend.VolumePair
 }
 
 // createAndStartCopier creates the clone p's containers and, at the same
-// time, starts a copier for every named volume of the source project srcP
-// (nil when there is none). On error, a copier it started is closed.
-func createAndStartCopier(ctx context.Context, b *backend.Backend, p, srcP *types.Project, copier string) (*cloneCopy, error) {
+// time, starts a copier for every named volume of the source environment
+// srcID (nil when there is none). On error, a copier it started is
+// closed. The source's volume of key k is srcID_k: the clone's project is
+// the source's renamed, and checkIndependent has checked that its volume
+// names are PROJECT_KEY.
+func createAndStartCopier(ctx context.Context, b *backend.Backend, p *types.Project, srcID, copier string) (*cloneCopy, error) {
 	var cc cloneCopy
 	for k, v := range p.Volumes {
 		if !v.External {
@@ -216,16 +216,13 @@ func createAndStartCopier(ctx context.Context, b *backend.Backend, p, srcP *type
 	if len(cc.keys) == 0 {
 		return nil, b.Create(ctx, p)
 	}
-	pairs := make([]backend.VolumePair, len(cc.keys))
-	for i, k := range cc.keys {
-		pairs[i] = backend.VolumePair{Src: srcP.Volumes[k].Name, Dst: p.Volumes[k].Name}
-		cc.sources = append(cc.sources, pairs[i].Src)
-		cc.targets = append(cc.targets, pairs[i].Dst)
+	for _, k := range cc.keys {
+		cc.pairs = append(cc.pairs, backend.VolumePair{Src: srcID + "_" + k, Dst: p.Volumes[k].Name})
 	}
 	created := make(chan error, 1)
 	go func() { created <- b.Create(ctx, p) }()
 	var err error
-	cc.copy, err = b.StartCopy(ctx, pairs, copier)
+	cc.copy, err = b.StartCopy(ctx, cc.pairs, copier)
 	if cerr := <-created; cerr != nil {
 		if cc.copy != nil {
 			cc.copy.Close()
@@ -243,7 +240,11 @@ func createAndStartCopier(ctx context.Context, b *backend.Backend, p, srcP *type
 // volumes used together (data and journal) are then consistent with each
 // other too.
 func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, cc *cloneCopy) (err error) {
-	resume, err := b.PauseVolumeUsers(ctx, cc.sources)
+	sources := make([]string, len(cc.pairs))
+	for i, pr := range cc.pairs {
+		sources[i] = pr.Src
+	}
+	resume, err := b.PauseVolumeUsers(ctx, sources)
 	if err != nil {
 		return err
 	}
@@ -269,7 +270,7 @@ func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, cc *clo
 			}
 			current = i
 			if !tty {
-				fmt.Fprintf(out, "copying volume %s (%s to %s)\n", cc.keys[i], cc.sources[i], cc.targets[i])
+				fmt.Fprintf(out, "copying volume %s (%s to %s)\n", cc.keys[i], cc.pairs[i].Src, cc.pairs[i].Dst)
 			}
 		}
 		totals[i] = total
