@@ -579,6 +579,15 @@ func checkStatic(path string, data []byte) error {
 // (AutoRemove), which can take a moment, and a volume still mounted by a
 // container cannot be removed.
 func (b *Backend) waitCopiers(ctx context.Context, name string) error {
+	// one call when no copier exists, which is nearly always
+	cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", copierLabel+"=true")})
+	if err != nil {
+		return fmt.Errorf("cannot list containers: %s", oneLine(err))
+	}
+	if len(cs.Items) == 0 {
+		return nil
+	}
 	vs, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: projectFilter(name)})
 	if err != nil {
 		return fmt.Errorf("cannot list volumes: %s", oneLine(err))
