@@ -397,11 +397,32 @@ func (b *bench) hasCommand(name string) bool {
 	return err == nil && !bytes.Contains(out, []byte("unknown command"))
 }
 
+// ready reports whether a part can run: denv has every command and, when
+// daemon is set, a Docker daemon answers. Otherwise it writes each row
+// (what, peer) as n/a with the reason.
+func (b *bench) ready(rows [][2]string, daemon bool, commands ...string) bool {
+	why := ""
+	for _, c := range commands {
+		if !b.hasCommand(c) {
+			why = "command missing"
+			break
+		}
+	}
+	if why == "" && daemon {
+		why = b.daemon()
+	}
+	for _, r := range rows {
+		if why != "" {
+			b.na(r[0], r[1], why)
+		}
+	}
+	return why == ""
+}
+
 // defs lists a store of 1,000 definitions.
 func (b *bench) defs() {
 	const what, peer = "denv defs, 1,000 stored", "docker-compose ls"
-	if !b.hasCommand("defs") || !b.hasCommand("add") {
-		b.na(what, peer, "command missing")
+	if !b.ready([][2]string{{what, peer}}, false, "defs", "add") {
 		return
 	}
 	b.logf("defs with 1,000 stored definitions vs docker-compose ls")
@@ -443,24 +464,13 @@ func (b *bench) daemon() string {
 // lifecycle runs, stops and removes the seed environment with denv and the
 // same compiled project with docker-compose, alternating.
 func (b *bench) lifecycle() {
-	cmds := []struct{ what, peer string }{
+	cmds := [][2]string{
 		{"denv run (seed, 4 services)", "docker-compose up -d"},
 		{"denv run (seed, 4 services)", "docker-compose up -d --wait"},
 		{"denv stop", "docker-compose stop"},
 		{"denv rm", "docker-compose down"},
 	}
-	for _, c := range []string{"run", "stop", "rm"} {
-		if !b.hasCommand(c) {
-			for _, r := range cmds {
-				b.na(r.what, r.peer, "command missing")
-			}
-			return
-		}
-	}
-	if why := b.daemon(); why != "" {
-		for _, r := range cmds {
-			b.na(r.what, r.peer, why)
-		}
+	if !b.ready(cmds, true, "run", "stop", "rm") {
 		return
 	}
 	b.logf("run/stop/rm vs up -d/stop/down (%d runs)", b.lifeRuns)
@@ -468,7 +478,7 @@ func (b *bench) lifecycle() {
 	seed := filepath.Join(b.repo, "examples", "expert-system-env.denv")
 	yaml := filepath.Join(b.tmp, "seed.compose.yaml")
 	if _, err := b.run(home, b.tmp, b.denv, "compile", "-o", yaml, seed); err != nil {
-		b.na(cmds[0].what, cmds[0].peer, err.Error())
+		b.na(cmds[0][0], cmds[0][1], err.Error())
 		return
 	}
 	var runT, upT, upWaitT, stopT, cstopT, rmT, downT []time.Duration
@@ -495,7 +505,7 @@ func (b *bench) lifecycle() {
 		for _, s := range steps {
 			r, err := b.run(s.env, b.tmp, s.name, s.args...)
 			if err != nil {
-				b.na(cmds[0].what, cmds[0].peer, err.Error())
+				b.na(cmds[0][0], cmds[0][1], err.Error())
 				return
 			}
 			*s.into = append(*s.into, r.wall)
@@ -505,21 +515,16 @@ func (b *bench) lifecycle() {
 			b.run(nil, b.tmp, b.compose, "-p", p, "down", "-v", "-t", "1")
 		}
 	}
-	b.compare(cmds[0].what, median(runT), cmds[0].peer, median(upT), 1.05)
-	b.compare(cmds[1].what, median(runT), cmds[1].peer, median(upWaitT), 0)
-	b.compare(cmds[2].what, median(stopT), cmds[2].peer, median(cstopT), 0)
-	b.compare(cmds[3].what, median(rmT), cmds[3].peer, median(downT), 0)
+	b.compare(cmds[0][0], median(runT), cmds[0][1], median(upT), 1.05)
+	b.compare(cmds[1][0], median(runT), cmds[1][1], median(upWaitT), 0)
+	b.compare(cmds[2][0], median(stopT), cmds[2][1], median(cstopT), 0)
+	b.compare(cmds[3][0], median(rmT), cmds[3][1], median(downT), 0)
 }
 
 // envs lists 20 running environments (one service each).
 func (b *bench) envs() {
 	const what, peer = "denv envs, 20 environments", "docker-compose ls"
-	if !b.hasCommand("envs") || !b.hasCommand("run") {
-		b.na(what, peer, "command missing")
-		return
-	}
-	if why := b.daemon(); why != "" {
-		b.na(what, peer, why)
+	if !b.ready([][2]string{{what, peer}}, true, "envs", "run") {
 		return
 	}
 	b.logf("envs with 20 environments vs docker-compose ls")
@@ -550,12 +555,7 @@ func (b *bench) envs() {
 // of that volume's directory on the host (needs root to read it).
 func (b *bench) clone() {
 	const what, peer = "denv clone --no-start, 1 GiB volume", "cp -a of the volume dir"
-	if !b.hasCommand("clone") || !b.hasCommand("run") {
-		b.na(what, peer, "command missing")
-		return
-	}
-	if why := b.daemon(); why != "" {
-		b.na(what, peer, why)
+	if !b.ready([][2]string{{what, peer}}, true, "clone", "run") {
 		return
 	}
 	b.logf("clone of a 1 GiB volume vs cp -a (%d runs)", b.lifeRuns)
