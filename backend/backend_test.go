@@ -281,12 +281,8 @@ func TestLifecycle(t *testing.T) {
 	if n := countContainers(t, docker, name, false); n != 0 {
 		t.Errorf("%d containers after Down", n)
 	}
-	nl, err := docker.NetworkList(ctx, client.NetworkListOptions{Filters: projectFilter(name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(nl.Items) != 0 {
-		t.Errorf("%d networks after Down", len(nl.Items))
+	if n := countNetworks(t, docker, name); n != 0 {
+		t.Errorf("%d networks after Down", n)
 	}
 	if !volumeExists(t, docker, name+"_data") {
 		t.Error("Down without volumes removed the named volume")
@@ -386,12 +382,8 @@ networks:
 	if n := countContainers(t, docker, name, false); n != 0 {
 		t.Errorf("%d containers left by the failed Up", n)
 	}
-	nl, err := docker.NetworkList(ctx, client.NetworkListOptions{Filters: projectFilter(name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(nl.Items) != 0 {
-		t.Errorf("%d networks left by the failed Up", len(nl.Items))
+	if n := countNetworks(t, docker, name); n != 0 {
+		t.Errorf("%d networks left by the failed Up", n)
 	}
 	if volumeExists(t, docker, name+"_scratch") {
 		t.Error("the volume created by the failed Up was kept")
@@ -415,6 +407,15 @@ networks:
 
 func projectFilter(name string) client.Filters {
 	return make(client.Filters).Add("label", api.ProjectLabel+"="+name)
+}
+
+func countNetworks(t *testing.T, docker client.APIClient, name string) int {
+	t.Helper()
+	nl, err := docker.NetworkList(context.Background(), client.NetworkListOptions{Filters: projectFilter(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(nl.Items)
 }
 
 func countContainers(t *testing.T, docker client.APIClient, name string, runningOnly bool) int {

@@ -134,6 +134,22 @@ func matches(sel, labels map[string]string) bool {
 	return true
 }
 
+// policiesAndPods picks the NetworkPolicies and the pod labels of each
+// Deployment out of decoded objects.
+func policiesAndPods(objs map[string]any) ([]*networkingv1.NetworkPolicy, map[string]map[string]string) {
+	var pols []*networkingv1.NetworkPolicy
+	pods := map[string]map[string]string{}
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *networkingv1.NetworkPolicy:
+			pols = append(pols, o)
+		case *appsv1.Deployment:
+			pods[o.Name] = o.Spec.Template.Labels
+		}
+	}
+	return pols, pods
+}
+
 // TestEncapsulation evaluates the seed's NetworkPolicies on its pods'
 // labels: the expert system reaches web (through web-env) but neither
 // web-env's database nor the worker; web reaches its db and the worker.
@@ -145,16 +161,7 @@ func TestEncapsulation(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs := decodeStrict(t, out)
-	var pols []*networkingv1.NetworkPolicy
-	pods := map[string]map[string]string{}
-	for _, o := range objs {
-		switch o := o.(type) {
-		case *networkingv1.NetworkPolicy:
-			pols = append(pols, o)
-		case *appsv1.Deployment:
-			pods[o.Name] = o.Spec.Template.Labels
-		}
-	}
+	pols, pods := policiesAndPods(objs)
 	names := make([]string, 0, len(pods))
 	for n := range pods {
 		names = append(names, n)
@@ -242,16 +249,7 @@ func TestAmbiguousAlias(t *testing.T) {
 			t.Errorf("no Service %s", n)
 		}
 	}
-	var pols []*networkingv1.NetworkPolicy
-	pods := map[string]map[string]string{}
-	for _, o := range objs {
-		switch o := o.(type) {
-		case *networkingv1.NetworkPolicy:
-			pols = append(pols, o)
-		case *appsv1.Deployment:
-			pods[o.Name] = o.Spec.Template.Labels
-		}
-	}
+	pols, pods := policiesAndPods(objs)
 	for pair, want := range map[[2]string]bool{
 		{"a-api", "a-db"}: true, {"b-api", "a-db"}: false, {"app", "a-db"}: false,
 		{"app", "a-api"}: true, {"app", "b-api"}: true,
