@@ -26,9 +26,10 @@ import (
 	"github.com/alebellu/denv/backend"
 )
 
-// EnvVar is the environment variable that decides what happens when no
-// Docker daemon is reachable: when it is "require", e2e tests fail;
-// otherwise they are skipped.
+// EnvVar is the environment variable that decides whether e2e tests run:
+// "skip" skips every one of them (make unit) even when a daemon answers;
+// "require" makes a missing daemon a failure; otherwise they run when a
+// daemon is reachable and are skipped when none is.
 const EnvVar = "DENV_E2E"
 
 // EchoImageRef is the image built by [EchoImage].
@@ -42,12 +43,17 @@ const EchoPort = 8080
 const echoHashLabel = "denv.test.echo.hash"
 
 // Require returns a Backend connected to the user's Docker daemon, closed
-// when the test ends. When no daemon is reachable, the test is skipped with
-// a message saying why, unless DENV_E2E=require, in which case it fails.
-// Tests run with -short are skipped too, unless DENV_E2E=require.
-// Compose progress is written to the test log.
+// when the test ends. Every test that needs Docker goes through it. With
+// DENV_E2E=skip the test is skipped without contacting any daemon. When no
+// daemon is reachable, the test is skipped with a message saying why,
+// unless DENV_E2E=require, in which case it fails. Tests run with -short
+// are skipped too, unless DENV_E2E=require. Compose progress is written to
+// the test log.
 func Require(t testing.TB) *backend.Backend {
 	t.Helper()
+	if os.Getenv(EnvVar) == "skip" {
+		t.Skipf("skipping end-to-end test: %s=skip", EnvVar)
+	}
 	required := os.Getenv(EnvVar) == "require"
 	if testing.Short() && !required {
 		t.Skipf("skipping end-to-end test in -short mode (set %s=require to run it)", EnvVar)
