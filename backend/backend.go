@@ -298,6 +298,10 @@ func (b *Backend) Host() string { return b.host }
 // Context returns the name of the docker context the Backend was built from.
 func (b *Backend) Context() string { return b.context }
 
+// API returns the Docker API client, for the runtimes in backend's
+// subpackages (the swarm stacks, volume copying).
+func (b *Backend) API() client.APIClient { return b.api }
+
 // Close releases the connections held by the Backend.
 func (b *Backend) Close() error {
 	return b.api.Close()

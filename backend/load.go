@@ -129,3 +129,7 @@ func oneLine(err error) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// OneLine is err's message on one line, for errors of the Docker SDK that
+// span several: what a runtime subpackage reports.
+func OneLine(err error) string { return oneLine(err) }

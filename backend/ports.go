@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/alebellu/denv/compile"
 )
 
 // PublishImagePorts publishes, on an ephemeral host port, every port the
@@ -31,15 +33,15 @@ func (b *Backend) PublishImagePorts(ctx context.Context, project *types.Project,
 		if service.Image == "" {
 			return fmt.Errorf("cannot publish the ports of service %q: it has no image", name)
 		}
-		exposed, err := b.imageExposedPorts(ctx, service.Image)
+		exposed, err := b.ImageExposedPorts(ctx, service.Image)
 		if err != nil {
 			return fmt.Errorf("cannot publish the ports of service %q: %w", name, err)
 		}
 		for _, p := range exposed {
 			service.Ports = append(service.Ports, types.ServicePortConfig{
 				Mode:     "ingress",
-				Target:   uint32(p.port),
-				Protocol: p.proto,
+				Target:   uint32(p.Port),
+				Protocol: p.Proto,
 			})
 		}
 		project.Services[name] = service
@@ -47,13 +49,17 @@ func (b *Backend) PublishImagePorts(ctx context.Context, project *types.Project,
 	return nil
 }
 
-type exposedPort struct {
-	port  uint16
-	proto string
+// ExposedPort is a port an image declares (EXPOSE): its number and its
+// protocol, lowercase ("tcp", "udp").
+type ExposedPort struct {
+	Port  uint16
+	Proto string
 }
 
-// imageExposedPorts returns the ports declared by a local image, sorted.
-func (b *Backend) imageExposedPorts(ctx context.Context, image string) ([]exposedPort, error) {
+// ImageExposedPorts returns the ports declared by a local image, sorted:
+// what a runtime publishes for a service labelled
+// compile.LabelPublishImagePorts.
+func (b *Backend) ImageExposedPorts(ctx context.Context, image string) ([]ExposedPort, error) {
 	res, err := b.api.ImageInspect(ctx, image)
 	if err != nil {
 		if isNotFound(err) {
@@ -64,7 +70,7 @@ func (b *Backend) imageExposedPorts(ctx context.Context, image string) ([]expose
 	if res.Config == nil {
 		return nil, nil
 	}
-	var ports []exposedPort
+	var ports []ExposedPort
 	for spec := range res.Config.ExposedPorts {
 		p, err := parseExposedPort(spec)
 		if err != nil {
@@ -73,23 +79,42 @@ func (b *Backend) imageExposedPorts(ctx context.Context, image string) ([]expose
 		ports = append(ports, p)
 	}
 	sort.Slice(ports, func(i, j int) bool {
-		if ports[i].port != ports[j].port {
-			return ports[i].port < ports[j].port
+		if ports[i].Port != ports[j].Port {
+			return ports[i].Port < ports[j].Port
 		}
-		return ports[i].proto < ports[j].proto
+		return ports[i].Proto < ports[j].Proto
 	})
 	return ports, nil
 }
 
 // parseExposedPort parses an image's EXPOSE entry: "8080/tcp" or "8080".
-func parseExposedPort(spec string) (exposedPort, error) {
+func parseExposedPort(spec string) (ExposedPort, error) {
 	num, proto, _ := strings.Cut(spec, "/")
 	if proto == "" {
 		proto = "tcp"
 	}
 	n, err := strconv.ParseUint(num, 10, 16)
 	if err != nil || n == 0 {
-		return exposedPort{}, fmt.Errorf("invalid exposed port %q", spec)
+		return ExposedPort{}, fmt.Errorf("invalid exposed port %q", spec)
 	}
-	return exposedPort{port: uint16(n), proto: strings.ToLower(proto)}, nil
+	return ExposedPort{Port: uint16(n), Proto: strings.ToLower(proto)}, nil
+}
+
+// PublishesImagePorts reports whether a service with these labels asks its
+// runtime to publish its image's EXPOSE ports (compile sets the label on
+// root-exposed services without PORT clauses). It is the one place of the
+// rule; both runtimes ask it.
+func PublishesImagePorts(labels map[string]string) bool {
+	return labels[compile.LabelPublishImagePorts] == "true"
+}
+
+// ImagePortServices lists the services of p that [PublishesImagePorts].
+func ImagePortServices(p *types.Project) []string {
+	var names []string
+	for _, name := range p.ServiceNames() {
+		if PublishesImagePorts(p.Services[name].Labels) {
+			names = append(names, name)
+		}
+	}
+	return names
 }

@@ -7,9 +7,10 @@
 //
 // The peer CLI is Docker Compose built from the module denv already depends
 // on (github.com/docker/compose/v5/cmd, invoked standalone as
-// `docker-compose`). Parts whose denv command does not exist yet print
-// "n/a (command missing)"; parts that need the Docker daemon print "n/a"
-// with the reason when it cannot be reached.
+// `docker-compose`). Every part's denv command exists; a part whose command
+// the denv binary under test lacks (an older build) prints "n/a (command
+// missing)", and parts that need the Docker daemon print "n/a" with the
+// reason when it cannot be reached.
 package main
 
 import (

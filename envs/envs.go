@@ -58,7 +58,8 @@ type Record struct {
 	Created time.Time `json:"created"`
 	// ClonedFrom is the ID of the source when made by clone, else "".
 	ClonedFrom string `json:"cloned_from,omitempty"`
-	// Engine is where it runs: "local" (later "swarm").
+	// Engine is the runtime it runs on, a name in cmd/denv's engine set:
+	// "local" (Docker Compose; also when empty) or "swarm" (a stack).
 	Engine string `json:"engine"`
 	// WorkDir is the working directory the project was compiled in.
 	WorkDir string `json:"work_dir"`

@@ -205,8 +205,9 @@ func YAML(cfg *clitypes.Config) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Compose builds and renders the stack file of p.
-func Compose(p *types.Project, opts Options) ([]byte, error) {
+// StackFile builds and renders the stack file of p (a compose file in the
+// subset `docker stack deploy` reads).
+func StackFile(p *types.Project, opts Options) ([]byte, error) {
 	cfg, err := Stack(p, opts)
 	if err != nil {
 		return nil, err

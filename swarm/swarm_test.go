@@ -43,7 +43,7 @@ func TestGolden(t *testing.T) {
 	for _, c := range goldentest.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			render := func() ([]byte, error) {
-				return swarm.Compose(goldentest.Project(t, c.Dir, c.Def), swarm.Options{})
+				return swarm.StackFile(goldentest.Project(t, c.Dir, c.Def), swarm.Options{})
 			}
 			out, err := render()
 			if err != nil {
@@ -72,7 +72,7 @@ func TestGolden(t *testing.T) {
 // TestEncapsulation: on the loaded stack, the expert system shares no
 // network with web-env's db or the worker, and reaches web as web-env.
 func TestEncapsulation(t *testing.T) {
-	out, err := swarm.Compose(goldentest.Project(t, "..", "examples/expert-system-env.denv"), swarm.Options{})
+	out, err := swarm.StackFile(goldentest.Project(t, "..", "examples/expert-system-env.denv"), swarm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestEncapsulation(t *testing.T) {
 func TestRelativeBind(t *testing.T) {
 	dir := goldentest.Dir(t, map[string]string{"e.denv": "IMAGE ex/web VOLUME ./data:/data\n"})
 	p := goldentest.ProjectWith(t, dir, "e.denv", compile.Options{BaseDir: dir})
-	_, err := swarm.Compose(p, swarm.Options{})
+	_, err := swarm.StackFile(p, swarm.Options{})
 	if err == nil || !strings.Contains(err.Error(), "relative host path") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error %v, want one line about a relative host path", err)
 	}
@@ -123,7 +123,7 @@ func compileBody(t *testing.T, files map[string]string) *types.Project {
 func TestPublishModeAndEscaping(t *testing.T) {
 	p := compileBody(t, map[string]string{"e.denv": "IMAGE ex/web PORT 8080:80 SET PRICE=5$ LINK db\nIMAGE ex/db\nEXPOSE web\n"})
 	for _, mode := range []string{"ingress", "host"} {
-		out, err := swarm.Compose(p, swarm.Options{PublishMode: mode})
+		out, err := swarm.StackFile(p, swarm.Options{PublishMode: mode})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +144,7 @@ func TestPublishModeAndEscaping(t *testing.T) {
 			t.Errorf("%s: PRICE = %v after loading", mode, v)
 		}
 	}
-	if _, err := swarm.Compose(p, swarm.Options{PublishMode: "mesh"}); err == nil {
+	if _, err := swarm.StackFile(p, swarm.Options{PublishMode: "mesh"}); err == nil {
 		t.Error("unknown publish mode accepted")
 	}
 }

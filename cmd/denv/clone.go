@@ -71,12 +71,12 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	// contexts of their own.
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b, es, src, err := a.openEnv(ctx, cmd, srcID)
+	b, e, es, src, err := a.openEnv(ctx, cmd, srcID)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if src.Engine != "" && src.Engine != engineLocal {
+	if k, _ := engineKindOf(src); !k.cloneable {
 		// A stack's volumes live on whichever nodes its tasks ran on.
 		return fmt.Errorf("cannot clone %s: it runs on the %s engine; clone copies local (Docker Compose) environments only", src.ID, src.Engine)
 	}
@@ -145,7 +145,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err != nil {
 		return err
 	}
-	if err := b.PublishImagePorts(ctx, p, imagePortServices(p)); err != nil {
+	if err := b.PublishImagePorts(ctx, p, backend.ImagePortServices(p)); err != nil {
 		return err
 	}
 	// The clone's containers are created before the copy: creating a
@@ -187,7 +187,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		return err
 	}
 	fmt.Fprintf(out, "cloned %s to %s\n", src.ID, id)
-	return printEndpoints(ctx, out, b, id)
+	return printEndpoints(ctx, out, e, id)
 }
 
 // cloneCopy is the copier of a clone, started and waiting.

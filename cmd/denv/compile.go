@@ -33,7 +33,7 @@ func targetRenderer(target string) (renderer, error) {
 		return func(p *types.Project, _ string) ([]byte, error) { return compile.YAML(p) }, nil
 	case "swarm":
 		return func(p *types.Project, wd string) ([]byte, error) {
-			return swarm.Compose(p, swarm.Options{WorkDir: wd})
+			return swarm.StackFile(p, swarm.Options{WorkDir: wd})
 		}, nil
 	case "kubernetes":
 		return func(p *types.Project, wd string) ([]byte, error) {

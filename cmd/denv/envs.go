@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -83,22 +85,25 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 	if err != nil {
 		return err
 	}
-	running, err := b.List(ctx) // one call, whatever the number of envs
-	if err != nil {
-		return err
+	// one Status call per engine, whatever the number of environments
+	ids := map[string][]string{}
+	for _, rec := range recs {
+		ids[rec.Engine] = append(ids[rec.Engine], rec.ID)
 	}
-	live := make(map[string]backend.Env, len(running))
-	for _, e := range running {
-		live[e.Name] = e
+	live := map[string]map[string]backend.Env{}
+	for _, name := range slices.Sorted(maps.Keys(ids)) {
+		list := ids[name]
+		k, err := engineKindOf(envs.Record{ID: list[0], Engine: name})
+		if err != nil {
+			return err
+		}
+		if live[name], err = k.open(b).Status(ctx, list); err != nil {
+			return err
+		}
 	}
 	list := []envJSON{}
 	for _, rec := range recs {
-		e, ok := live[rec.ID]
-		if rec.Engine == engineSwarm {
-			if e, ok, err = b.StackEnv(ctx, rec.ID); err != nil {
-				return err
-			}
-		}
+		e, ok := live[rec.Engine][rec.ID]
 		if !ok && !opts.all {
 			continue
 		}

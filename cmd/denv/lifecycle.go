@@ -1,12 +1,7 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/spf13/cobra"
-
-	"github.com/alebellu/denv/backend"
 )
 
 func newStartCmd(a *app) *cobra.Command {
@@ -26,22 +21,15 @@ it was first run, not from the definition as it is now.`,
 
 func runStart(cmd *cobra.Command, a *app, id string) error {
 	ctx := cmd.Context()
-	b, _, rec, err := a.openEnv(ctx, cmd, id)
+	b, e, _, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if rec.Engine == engineSwarm {
-		return startStack(ctx, cmd.OutOrStdout(), b, rec)
-	}
-	err = b.Start(ctx, id)
-	if errors.Is(err, backend.ErrNotFound) {
-		err = upRecord(ctx, b, rec, true)
-	}
-	if err != nil {
+	if err := e.Start(ctx, deployment(rec)); err != nil {
 		return err
 	}
-	return printEndpoints(ctx, cmd.OutOrStdout(), b, id)
+	return printEndpoints(ctx, cmd.OutOrStdout(), e, id)
 }
 
 func newStopCmd(a *app) *cobra.Command {
@@ -57,15 +45,12 @@ func newStopCmd(a *app) *cobra.Command {
 
 func runStop(cmd *cobra.Command, a *app, id string) error {
 	ctx := cmd.Context()
-	b, _, rec, err := a.openEnv(ctx, cmd, id)
+	b, e, _, _, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if rec.Engine == engineSwarm {
-		return b.ScaleStack(ctx, id, 0)
-	}
-	return b.Stop(ctx, id)
+	return e.Stop(ctx, id)
 }
 
 type rmOptions struct {
@@ -94,29 +79,12 @@ are kept unless --volumes is given.`,
 
 func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 	ctx := cmd.Context()
-	b, es, rec, err := a.openEnv(ctx, cmd, id)
+	b, e, es, _, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if rec.Engine == engineSwarm {
-		if err := rmStack(ctx, b, id, opts.force, opts.volumes); err != nil {
-			return err
-		}
-		return es.Remove(id)
-	}
-	if !opts.force {
-		cs, err := b.Ps(ctx, id)
-		if err != nil {
-			return err
-		}
-		for _, c := range cs {
-			if c.State == "running" || c.State == "restarting" {
-				return fmt.Errorf("environment %q is running: stop it first or use 'denv rm --force %s'", id, id)
-			}
-		}
-	}
-	if err := b.Down(ctx, id, opts.volumes); err != nil {
+	if err := e.Remove(ctx, id, opts.force, opts.volumes); err != nil {
 		return err
 	}
 	return es.Remove(id)

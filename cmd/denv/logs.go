@@ -39,16 +39,12 @@ container's name. With -f it keeps following until interrupted.`,
 func runLogs(cmd *cobra.Command, a *app, opts logsOptions, id string, services []string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b, _, rec, err := a.openEnv(ctx, cmd, id)
+	b, e, _, _, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if rec.Engine == engineSwarm {
-		err = b.StackLogs(ctx, id, services, opts.follow, cmd.OutOrStdout())
-	} else {
-		err = b.Logs(ctx, id, services, opts.follow, cmd.OutOrStdout())
-	}
+	err = e.Logs(ctx, id, services, opts.follow, cmd.OutOrStdout())
 	if opts.follow && errors.Is(err, context.Canceled) {
 		return nil // interrupted: the normal end of following
 	}

@@ -15,18 +15,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/backend"
-	"github.com/alebellu/denv/compile"
 	"github.com/alebellu/denv/envs"
 	"github.com/alebellu/denv/store"
 )
-
-// publishImagePortsLabel marks the services whose image's EXPOSE ports the
-// runtime publishes (root-exposed services without PORT clauses).
-const publishImagePortsLabel = "denv.publish-image-ports"
 
 // endpointHost is the host printed in endpoints: published ports are bound
 // on every interface of the daemon's machine, which for the local engine
@@ -67,7 +61,7 @@ envs, start, stop (scale to 0), rm work on it as on a local one.`,
 	}
 	cmd.Flags().StringVarP(&opts.name, "name", "n", "", "environment id `NAME` (default: a free id from the definition's name)")
 	cmd.Flags().BoolVar(&opts.wait, "wait", false, "wait until every container runs (healthy, when it has a healthcheck), like 'docker compose up --wait'")
-	cmd.Flags().StringVar(&opts.engine, "engine", engineLocal, "`ENGINE` to run on: local (Docker Compose) or swarm (a stack)")
+	cmd.Flags().StringVar(&opts.engine, "engine", defaultEngine, "`ENGINE` to run on: local (Docker Compose) or swarm (a stack)")
 	cmd.Flags().StringVar(&opts.publishMode, "publish-mode", "ingress", "with --engine swarm, publish ports in `MODE` ingress (routing mesh) or host (the task's node; for kernels without IPVS)")
 	return cmd
 }
@@ -121,12 +115,8 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 			return err
 		}
 	}
-	var yaml []byte
-	if opts.engine == engineSwarm {
-		yaml, err = stackFile(p, wd, opts.publishMode)
-	} else {
-		yaml, err = compile.YAML(p)
-	}
+	e := engines()[opts.engine].open(b)
+	yaml, err := e.Render(p, backend.RenderOptions{WorkDir: wd, PublishMode: opts.publishMode})
 	if err != nil {
 		return err
 	}
@@ -139,56 +129,19 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 		WorkDir:    wd,
 		Project:    yaml,
 	}
-	if rec.Engine == engineSwarm {
-		err = deployRecord(ctx, b, rec)
-	} else {
-		err = upRecord(ctx, b, rec, opts.wait)
-	}
-	if err != nil {
+	if err := e.Deploy(ctx, deployment(rec), opts.wait); err != nil {
 		return err
 	}
 	if err := res.Commit(rec); err != nil {
 		// Nothing recorded: do not leave an environment no command knows.
 		downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		down := func() error { return b.Down(downCtx, rec.ID, false) }
-		if rec.Engine == engineSwarm {
-			down = func() error { return b.RemoveStack(downCtx, rec.ID, false) }
-		}
-		if derr := down(); derr != nil {
+		if derr := e.Remove(downCtx, rec.ID, true, false); derr != nil {
 			return fmt.Errorf("%w (and removing the environment failed: %v)", err, derr)
 		}
 		return err
 	}
-	if rec.Engine == engineSwarm {
-		return printStackEndpoints(ctx, cmd.OutOrStdout(), b, rec.ID)
-	}
-	return printEndpoints(ctx, cmd.OutOrStdout(), b, rec.ID)
-}
-
-// upRecord loads the recorded project, publishes the image ports of the
-// services that ask for it, and starts it; with wait, it waits until the
-// containers run, else it returns once they are started, like `up -d`.
-func upRecord(ctx context.Context, b *backend.Backend, rec envs.Record, wait bool) error {
-	p, err := backend.Load(ctx, rec.Project, rec.ID, rec.WorkDir)
-	if err != nil {
-		return err
-	}
-	if err := b.PublishImagePorts(ctx, p, imagePortServices(p)); err != nil {
-		return err
-	}
-	return b.Up(ctx, p, backend.UpOptions{NoWait: !wait})
-}
-
-// imagePortServices lists the services labelled denv.publish-image-ports.
-func imagePortServices(p *types.Project) []string {
-	var names []string
-	for _, name := range p.ServiceNames() {
-		if p.Services[name].Labels[publishImagePortsLabel] == "true" {
-			names = append(names, name)
-		}
-	}
-	return names
+	return printEndpoints(ctx, cmd.OutOrStdout(), e, rec.ID)
 }
 
 // reserveFree claims the first free "base-N", retrying when a concurrent
@@ -228,21 +181,6 @@ func digest(data []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// printEndpoints prints "SERVICE  http://127.0.0.1:PORT" for each published
-// TCP port of the environment id.
-func printEndpoints(ctx context.Context, w io.Writer, b *backend.Backend, id string) error {
-	cs, err := b.Ps(ctx, id)
-	if err != nil {
-		return err
-	}
-	for _, c := range cs {
-		if err := printPorts(w, c.Ports); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // printPorts prints "SERVICE  http://127.0.0.1:PORT" for each TCP port.
 func printPorts(w io.Writer, ports []backend.Port) error {
 	for _, p := range ports {
@@ -271,25 +209,29 @@ func (a *app) openEnvs() (*envs.Store, error) {
 	return envs.Open(filepath.Join(dir, "envs"))
 }
 
-// getRecord returns the record of id, or a one-line error naming it.
 // openEnv opens what every command acting on one environment needs: the
-// backend, the records and environment id's record. The caller closes b.
-func (a *app) openEnv(ctx context.Context, cmd *cobra.Command, id string) (*backend.Backend, *envs.Store, envs.Record, error) {
+// Docker connection, the records, environment id's record and the engine
+// it runs on (the record says which). The caller closes b.
+func (a *app) openEnv(ctx context.Context, cmd *cobra.Command, id string) (*backend.Backend, backend.Engine, *envs.Store, envs.Record, error) {
 	b, err := a.backend(ctx, cmd.ErrOrStderr())
 	if err != nil {
-		return nil, nil, envs.Record{}, err
+		return nil, nil, nil, envs.Record{}, err
 	}
 	es, err := a.openEnvs()
 	if err == nil {
 		var rec envs.Record
 		if rec, err = getRecord(es, id); err == nil {
-			return b, es, rec, nil
+			var k engineKind
+			if k, err = engineKindOf(rec); err == nil {
+				return b, k.open(b), es, rec, nil
+			}
 		}
 	}
 	b.Close()
-	return nil, nil, envs.Record{}, err
+	return nil, nil, nil, envs.Record{}, err
 }
 
+// getRecord returns the record of id, or a one-line error naming it.
 func getRecord(es *envs.Store, id string) (envs.Record, error) {
 	rec, err := es.Get(id)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/backend/backendtest"
+	"github.com/alebellu/denv/backend/stack"
 )
 
 // requireSwarm makes the engine a one-node swarm manager for the test: it
@@ -21,7 +22,7 @@ import (
 func requireSwarm(t *testing.T, b *backend.Backend) {
 	t.Helper()
 	ctx := context.Background()
-	active, manager, err := b.SwarmActive(ctx)
+	active, manager, err := stack.New(b).SwarmActive(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +36,11 @@ func requireSwarm(t *testing.T, b *backend.Backend) {
 	if active {
 		return
 	}
-	if err := b.SwarmInit(ctx, "127.0.0.1"); err != nil {
+	if err := stack.New(b).SwarmInit(ctx, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := b.SwarmLeave(context.Background()); err != nil {
+		if err := stack.New(b).SwarmLeave(context.Background()); err != nil {
 			t.Error(err)
 		}
 	})
@@ -57,7 +58,7 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if active, _, err := b.SwarmActive(ctx); err == nil && !active {
+	if active, _, err := stack.New(b).SwarmActive(ctx); err == nil && !active {
 		// outside a swarm: one line, nothing recorded
 		_, errOut, code := denv(t, "run", "--engine", "swarm", def, "-n", id)
 		if code == 0 || !strings.Contains(errOut, "not a swarm manager") || strings.Count(errOut, "\n") != 1 {
@@ -70,7 +71,7 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 	requireSwarm(t, b)
 	// registered after requireSwarm's cleanup, so it runs before the leave
 	t.Cleanup(func() {
-		if err := b.RemoveStack(context.Background(), id, true); err != nil {
+		if err := stack.New(b).RemoveStack(context.Background(), id, true); err != nil {
 			t.Error(err)
 		}
 	})
@@ -89,7 +90,7 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 	poll(t, "expert-system answers web/db/worker ok on the swarm", answers)
 
 	// Encapsulation on the running stack's networks.
-	nets, err := b.StackNetworks(ctx, id)
+	nets, err := stack.New(b).StackNetworks(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 		t.Errorf("rm of a running stack: exit %d, %q", code, errOut)
 	}
 	mustDenv(t, "rm", "--force", id)
-	if svcs, err := b.Stack(ctx, id); err != nil || len(svcs) != 0 {
+	if svcs, err := stack.New(b).Stack(ctx, id); err != nil || len(svcs) != 0 {
 		t.Errorf("services left after rm: %v %v", svcs, err)
 	}
 	// swarm removes networks asynchronously

@@ -5,7 +5,7 @@
 //
 // It is the code that runs INSIDE the engine when denv copies a volume: the
 // denv binary, imported as a one-file image, is started with a hidden
-// subcommand and the two volumes mounted (see backend.CopyVolume). It must
+// subcommand and the two volumes mounted (see backend/volumecopy: StartCopy in production). It must
 // therefore run as root to restore owners, and it only uses the standard
 // library and golang.org/x/sys so that denv stays a static binary.
 //

@@ -1,4 +1,4 @@
-package backend
+package stack
 
 import (
 	"bytes"
@@ -12,12 +12,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/cli/cli/compose/convert"
 	"github.com/docker/cli/cli/compose/loader"
 	clitypes "github.com/docker/cli/cli/compose/types"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/alebellu/denv/backend"
 )
 
 // A stack is how denv runs an environment on Docker Swarm: the stack file
@@ -28,16 +31,12 @@ import (
 // node: no registry is asked for a digest (the local ex/* images have
 // none), so on a cluster of several nodes every node must have them.
 
-// labelPublishImagePorts mirrors compile.LabelPublishImagePorts (backend
-// does not import compile).
-const labelPublishImagePorts = "denv.publish-image-ports"
-
 // SwarmActive reports whether the engine is a node of an active swarm and,
 // if so, whether it is a manager (only managers can deploy).
-func (b *Backend) SwarmActive(ctx context.Context) (active, manager bool, err error) {
-	info, err := b.api.Info(ctx, client.InfoOptions{})
+func (e *Engine) SwarmActive(ctx context.Context) (active, manager bool, err error) {
+	info, err := e.api.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return false, false, fmt.Errorf("cannot ask the Docker daemon about swarm mode: %s", oneLine(err))
+		return false, false, fmt.Errorf("cannot ask the Docker daemon about swarm mode: %s", backend.OneLine(err))
 	}
 	s := info.Info.Swarm
 	return s.LocalNodeState == swarm.LocalNodeStateActive, s.ControlAvailable, nil
@@ -45,18 +44,18 @@ func (b *Backend) SwarmActive(ctx context.Context) (active, manager bool, err er
 
 // SwarmInit makes the engine the single manager of a new swarm,
 // advertising addr (e.g. 127.0.0.1 for a one-node swarm).
-func (b *Backend) SwarmInit(ctx context.Context, addr string) error {
-	if _, err := b.api.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: addr}); err != nil {
-		return fmt.Errorf("swarm init: %s", oneLine(err))
+func (e *Engine) SwarmInit(ctx context.Context, addr string) error {
+	if _, err := e.api.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: addr}); err != nil {
+		return fmt.Errorf("swarm init: %s", backend.OneLine(err))
 	}
 	return nil
 }
 
 // SwarmLeave makes the engine leave its swarm (forced: a lone manager
 // cannot leave otherwise).
-func (b *Backend) SwarmLeave(ctx context.Context) error {
-	if _, err := b.api.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
-		return fmt.Errorf("swarm leave: %s", oneLine(err))
+func (e *Engine) SwarmLeave(ctx context.Context) error {
+	if _, err := e.api.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+		return fmt.Errorf("swarm leave: %s", backend.OneLine(err))
 	}
 	return nil
 }
@@ -65,8 +64,8 @@ func (b *Backend) SwarmLeave(ctx context.Context) error {
 // not a swarm manager.
 var ErrNotSwarmManager = errors.New("this Docker engine is not a swarm manager: run 'docker swarm init' (or use a manager's context) to use --engine swarm")
 
-func (b *Backend) requireManager(ctx context.Context) error {
-	_, manager, err := b.SwarmActive(ctx)
+func (e *Engine) requireManager(ctx context.Context) error {
+	_, manager, err := e.SwarmActive(ctx)
 	if err != nil {
 		return err
 	}
@@ -84,21 +83,21 @@ func stackFilter(name string) client.Filters {
 // services, publishing the image's EXPOSE ports (in ingress mode, on ports
 // swarm chooses) of the services labelled denv.publish-image-ports. If it
 // fails halfway, what it created is removed.
-func (b *Backend) DeployStack(ctx context.Context, name string, cfg *clitypes.Config) (err error) {
-	if err := b.requireManager(ctx); err != nil {
+func (e *Engine) DeployStack(ctx context.Context, name string, cfg *clitypes.Config) (err error) {
+	if err := e.requireManager(ctx); err != nil {
 		return err
 	}
-	if existing, err := b.stackServices(ctx, name); err != nil {
+	if existing, err := e.stackServices(ctx, name); err != nil {
 		return err
 	} else if len(existing) > 0 {
 		return fmt.Errorf("stack %q already exists", name)
 	}
 	cfg = withImagePorts(cfg)
 	for i, s := range cfg.Services {
-		if s.Labels[labelPublishImagePorts] != "true" || len(s.Ports) > 0 {
+		if !backend.PublishesImagePorts(s.Labels) || len(s.Ports) > 0 {
 			continue
 		}
-		ports, err := b.imageExposedPorts(ctx, s.Image)
+		ports, err := e.conn.ImageExposedPorts(ctx, s.Image)
 		if err != nil {
 			return err
 		}
@@ -108,14 +107,14 @@ func (b *Backend) DeployStack(ctx context.Context, name string, cfg *clitypes.Co
 			mode = "host"
 		}
 		for _, p := range ports {
-			cfg.Services[i].Ports = append(cfg.Services[i].Ports, clitypes.ServicePortConfig{Mode: mode, Target: uint32(p.port), Protocol: p.proto})
+			cfg.Services[i].Ports = append(cfg.Services[i].Ports, clitypes.ServicePortConfig{Mode: mode, Target: uint32(p.Port), Protocol: p.Proto})
 		}
 	}
 	defer func() {
 		if err != nil {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultPingTimeout*6)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backend.DefaultPingTimeout*6)
 			defer cancel()
-			if rerr := b.RemoveStack(cctx, name, false); rerr != nil {
+			if rerr := e.RemoveStack(cctx, name, false); rerr != nil {
 				err = fmt.Errorf("%w (and removing what was created failed: %v)", err, rerr)
 			}
 		}
@@ -136,18 +135,18 @@ func (b *Backend) DeployStack(ctx context.Context, name string, cfg *clitypes.Co
 		if opts.Driver == "" {
 			opts.Driver = "overlay"
 		}
-		if _, err := b.api.NetworkCreate(ctx, n, opts); err != nil {
-			return fmt.Errorf("stack %s: cannot create network %s: %s", name, n, oneLine(err))
+		if _, err := e.api.NetworkCreate(ctx, n, opts); err != nil {
+			return fmt.Errorf("stack %s: cannot create network %s: %s", name, n, backend.OneLine(err))
 		}
 	}
-	specs, err := convert.Services(ctx, ns, cfg, b.api)
+	specs, err := convert.Services(ctx, ns, cfg, e.api)
 	if err != nil {
-		return fmt.Errorf("stack %s: %s", name, oneLine(err))
+		return fmt.Errorf("stack %s: %s", name, backend.OneLine(err))
 	}
 	for _, n := range slices.Sorted(maps.Keys(specs)) {
 		// QueryRegistry false: the image is taken as it is on the node.
-		if _, err := b.api.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: specs[n]}); err != nil {
-			return fmt.Errorf("stack %s: cannot create service %s: %s", name, ns.Scope(n), oneLine(err))
+		if _, err := e.api.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: specs[n]}); err != nil {
+			return fmt.Errorf("stack %s: cannot create service %s: %s", name, ns.Scope(n), backend.OneLine(err))
 		}
 	}
 	return nil
@@ -164,13 +163,13 @@ func withImagePorts(cfg *clitypes.Config) *clitypes.Config {
 	return &c
 }
 
-func (b *Backend) stackServices(ctx context.Context, name string) ([]swarm.Service, error) {
-	res, err := b.api.ServiceList(ctx, client.ServiceListOptions{Filters: stackFilter(name), Status: true})
+func (e *Engine) stackServices(ctx context.Context, name string) ([]swarm.Service, error) {
+	res, err := e.api.ServiceList(ctx, client.ServiceListOptions{Filters: stackFilter(name), Status: true})
 	if err != nil {
-		if _, manager, serr := b.SwarmActive(ctx); serr == nil && !manager {
+		if _, manager, serr := e.SwarmActive(ctx); serr == nil && !manager {
 			return nil, fmt.Errorf("stack %s: %w", name, ErrNotSwarmManager)
 		}
-		return nil, fmt.Errorf("stack %s: cannot list services: %s", name, oneLine(err))
+		return nil, fmt.Errorf("stack %s: cannot list services: %s", name, backend.OneLine(err))
 	}
 	return res.Items, nil
 }
@@ -178,48 +177,48 @@ func (b *Backend) stackServices(ctx context.Context, name string) ([]swarm.Servi
 // RemoveStack removes the services and networks of stack name, as
 // `docker stack rm` does, and its volumes too when removeVolumes is set
 // (`docker stack rm` keeps them).
-func (b *Backend) RemoveStack(ctx context.Context, name string, removeVolumes bool) error {
-	svcs, err := b.stackServices(ctx, name)
+func (e *Engine) RemoveStack(ctx context.Context, name string, removeVolumes bool) error {
+	svcs, err := e.stackServices(ctx, name)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, s := range svcs {
-		if _, err := b.api.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove service %s: %s", s.Spec.Name, oneLine(err)))
+		if _, err := e.api.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove service %s: %s", s.Spec.Name, backend.OneLine(err)))
 		}
 	}
-	nets, err := b.api.NetworkList(ctx, client.NetworkListOptions{Filters: stackFilter(name)})
+	nets, err := e.api.NetworkList(ctx, client.NetworkListOptions{Filters: stackFilter(name)})
 	if err != nil {
-		return fmt.Errorf("stack %s: cannot list networks: %s", name, oneLine(err))
+		return fmt.Errorf("stack %s: cannot list networks: %s", name, backend.OneLine(err))
 	}
 	for _, n := range nets.Items {
 		// a network is busy until the tasks' containers are gone
 		if err := retry(ctx, func() error {
-			_, err := b.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-			if isNotFound(err) {
+			_, err := e.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+			if errdefs.IsNotFound(err) {
 				return nil
 			}
 			return err
 		}); err != nil {
-			errs = append(errs, fmt.Errorf("remove network %s: %s", n.Name, oneLine(err)))
+			errs = append(errs, fmt.Errorf("remove network %s: %s", n.Name, backend.OneLine(err)))
 		}
 	}
 	if removeVolumes {
-		vols, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: stackFilter(name)})
+		vols, err := e.api.VolumeList(ctx, client.VolumeListOptions{Filters: stackFilter(name)})
 		if err != nil {
-			return fmt.Errorf("stack %s: cannot list volumes: %s", name, oneLine(err))
+			return fmt.Errorf("stack %s: cannot list volumes: %s", name, backend.OneLine(err))
 		}
 		for _, v := range vols.Items {
 			// a volume is in use until the tasks' containers are gone
 			if err := retry(ctx, func() error {
-				_, err := b.api.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{})
-				if isNotFound(err) {
+				_, err := e.api.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{})
+				if errdefs.IsNotFound(err) {
 					return nil
 				}
 				return err
 			}); err != nil {
-				errs = append(errs, fmt.Errorf("remove volume %s: %s", v.Name, oneLine(err)))
+				errs = append(errs, fmt.Errorf("remove volume %s: %s", v.Name, backend.OneLine(err)))
 			}
 		}
 	}
@@ -231,13 +230,13 @@ func (b *Backend) RemoveStack(ctx context.Context, name string, removeVolumes bo
 
 // ScaleStack sets every service of stack name to replicas tasks: 0 stops
 // the stack, keeping its services, networks and volumes; 1 starts it again.
-func (b *Backend) ScaleStack(ctx context.Context, name string, replicas uint64) error {
-	svcs, err := b.stackServices(ctx, name)
+func (e *Engine) ScaleStack(ctx context.Context, name string, replicas uint64) error {
+	svcs, err := e.stackServices(ctx, name)
 	if err != nil {
 		return err
 	}
 	if len(svcs) == 0 {
-		return fmt.Errorf("stack %s: %w", name, ErrNotFound)
+		return fmt.Errorf("stack %s: %w", name, backend.ErrNotFound)
 	}
 	for _, s := range svcs {
 		spec := s.Spec
@@ -246,8 +245,8 @@ func (b *Backend) ScaleStack(ctx context.Context, name string, replicas uint64) 
 		}
 		r := replicas
 		spec.Mode.Replicated.Replicas = &r
-		if _, err := b.api.ServiceUpdate(ctx, s.ID, client.ServiceUpdateOptions{Version: s.Version, Spec: spec}); err != nil {
-			return fmt.Errorf("stack %s: cannot scale service %s: %s", name, spec.Name, oneLine(err))
+		if _, err := e.api.ServiceUpdate(ctx, s.ID, client.ServiceUpdateOptions{Version: s.Version, Spec: spec}); err != nil {
+			return fmt.Errorf("stack %s: cannot scale service %s: %s", name, spec.Name, backend.OneLine(err))
 		}
 	}
 	return nil
@@ -260,12 +259,12 @@ type StackService struct {
 	// Desired and Running count its tasks.
 	Desired, Running uint64
 	// Ports are its published ports (HostPort is the ingress port).
-	Ports []Port
+	Ports []backend.Port
 }
 
 // Stack describes the services of stack name, sorted by name.
-func (b *Backend) Stack(ctx context.Context, name string) ([]StackService, error) {
-	svcs, err := b.stackServices(ctx, name)
+func (e *Engine) Stack(ctx context.Context, name string) ([]StackService, error) {
+	svcs, err := e.stackServices(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -284,15 +283,15 @@ func (b *Backend) Stack(ctx context.Context, name string) ([]StackService, error
 			if p.PublishedPort == 0 {
 				continue
 			}
-			ss.Ports = append(ss.Ports, Port{Service: short, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: string(p.Protocol)})
+			ss.Ports = append(ss.Ports, backend.Port{Service: short, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: string(p.Protocol)})
 		}
 		out = append(out, ss)
 	}
 	// Host-mode ports are not on the service's endpoint but on its running
 	// tasks.
-	tasks, err := b.api.TaskList(ctx, client.TaskListOptions{Filters: stackFilter(name).Add("desired-state", "running")})
+	tasks, err := e.api.TaskList(ctx, client.TaskListOptions{Filters: stackFilter(name).Add("desired-state", "running")})
 	if err != nil {
-		return nil, fmt.Errorf("stack %s: cannot list tasks: %s", name, oneLine(err))
+		return nil, fmt.Errorf("stack %s: cannot list tasks: %s", name, backend.OneLine(err))
 	}
 	byID := map[string]int{}
 	for _, s := range svcs {
@@ -308,7 +307,7 @@ func (b *Backend) Stack(ctx context.Context, name string) ([]StackService, error
 			continue
 		}
 		for _, p := range t.Status.PortStatus.Ports {
-			port := Port{Service: out[j].Name, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: string(p.Protocol)}
+			port := backend.Port{Service: out[j].Name, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: string(p.Protocol)}
 			// the engine lists a host port once per address family
 			if p.PublishMode == swarm.PortConfigPublishModeHost && p.PublishedPort != 0 && !slices.Contains(out[j].Ports, port) {
 				out[j].Ports = append(out[j].Ports, port)
@@ -322,10 +321,10 @@ func (b *Backend) Stack(ctx context.Context, name string) ([]StackService, error
 // WaitStack waits until every service of stack name runs all the tasks it
 // should, or timeout passes (then the error names a service that does not,
 // with its last task error).
-func (b *Backend) WaitStack(ctx context.Context, name string, timeout time.Duration) error {
+func (e *Engine) WaitStack(ctx context.Context, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		svcs, err := b.Stack(ctx, name)
+		svcs, err := e.Stack(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -340,7 +339,7 @@ func (b *Backend) WaitStack(ctx context.Context, name string, timeout time.Durat
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("stack %s: service %s is not running after %s%s", name, waiting, timeout, b.taskError(ctx, name, waiting))
+			return fmt.Errorf("stack %s: service %s is not running after %s%s", name, waiting, timeout, e.taskError(ctx, name, waiting))
 		}
 		select {
 		case <-ctx.Done():
@@ -351,8 +350,8 @@ func (b *Backend) WaitStack(ctx context.Context, name string, timeout time.Durat
 }
 
 // taskError is ": ERR" for the latest task error of a stack service.
-func (b *Backend) taskError(ctx context.Context, name, service string) string {
-	tasks, err := b.api.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("service", convert.NewNamespace(name).Scope(service))})
+func (e *Engine) taskError(ctx context.Context, name, service string) string {
+	tasks, err := e.api.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("service", convert.NewNamespace(name).Scope(service))})
 	if err != nil {
 		return ""
 	}
@@ -370,14 +369,14 @@ func (b *Backend) taskError(ctx context.Context, name, service string) string {
 
 // StackNetworks maps each service of stack name to the stack networks it
 // is attached to (names without the stack prefix), sorted.
-func (b *Backend) StackNetworks(ctx context.Context, name string) (map[string][]string, error) {
-	svcs, err := b.stackServices(ctx, name)
+func (e *Engine) StackNetworks(ctx context.Context, name string) (map[string][]string, error) {
+	svcs, err := e.stackServices(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	nets, err := b.api.NetworkList(ctx, client.NetworkListOptions{Filters: stackFilter(name)})
+	nets, err := e.api.NetworkList(ctx, client.NetworkListOptions{Filters: stackFilter(name)})
 	if err != nil {
-		return nil, fmt.Errorf("stack %s: cannot list networks: %s", name, oneLine(err))
+		return nil, fmt.Errorf("stack %s: cannot list networks: %s", name, backend.OneLine(err))
 	}
 	prefix := len(name) + 1
 	byID := map[string]string{}
@@ -421,25 +420,25 @@ func retry(ctx context.Context, f func() error) error {
 // when every service runs all it should and something should, stopped when
 // nothing should or does run, partial otherwise); found is false when the
 // stack has no service.
-func (b *Backend) StackEnv(ctx context.Context, name string) (e Env, found bool, err error) {
-	svcs, err := b.Stack(ctx, name)
+func (e *Engine) StackEnv(ctx context.Context, name string) (env backend.Env, found bool, err error) {
+	svcs, err := e.Stack(ctx, name)
 	if err != nil {
 		// an engine that left its swarm has no stacks: listing the local
 		// environments must not fail because of it
 		if errors.Is(err, ErrNotSwarmManager) {
-			return Env{}, false, nil
+			return backend.Env{}, false, nil
 		}
-		return Env{}, false, err
+		return backend.Env{}, false, err
 	}
 	if len(svcs) == 0 {
-		return Env{}, false, nil
+		return backend.Env{}, false, nil
 	}
-	e = Env{Name: name}
+	env = backend.Env{Name: name}
 	var desired, running uint64
 	complete := true
 	for _, s := range svcs {
-		e.Services = append(e.Services, s.Name)
-		e.Ports = append(e.Ports, s.Ports...)
+		env.Services = append(env.Services, s.Name)
+		env.Ports = append(env.Ports, s.Ports...)
 		desired += s.Desired
 		running += s.Running
 		if s.Running < s.Desired {
@@ -448,13 +447,13 @@ func (b *Backend) StackEnv(ctx context.Context, name string) (e Env, found bool,
 	}
 	switch {
 	case desired > 0 && complete:
-		e.Status = StatusRunning
+		env.Status = backend.StatusRunning
 	case running == 0:
-		e.Status = StatusStopped
+		env.Status = backend.StatusStopped
 	default:
-		e.Status = StatusPartial
+		env.Status = backend.StatusPartial
 	}
-	return e, true, nil
+	return env, true, nil
 }
 
 // LoadStack reads a stack file as `docker stack deploy -c` does (the
@@ -463,7 +462,7 @@ func (b *Backend) StackEnv(ctx context.Context, name string) (e Env, found bool,
 func LoadStack(yaml []byte, workDir string) (*clitypes.Config, error) {
 	dict, err := loader.ParseYAML(yaml)
 	if err != nil {
-		return nil, fmt.Errorf("stack file: %s", oneLine(err))
+		return nil, fmt.Errorf("stack file: %s", backend.OneLine(err))
 	}
 	cfg, err := loader.Load(clitypes.ConfigDetails{
 		WorkingDir:  workDir,
@@ -471,7 +470,7 @@ func LoadStack(yaml []byte, workDir string) (*clitypes.Config, error) {
 		Environment: map[string]string{},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stack file: %s", oneLine(err))
+		return nil, fmt.Errorf("stack file: %s", backend.OneLine(err))
 	}
 	return cfg, nil
 }
@@ -479,13 +478,13 @@ func LoadStack(yaml []byte, workDir string) (*clitypes.Config, error) {
 // StackLogs writes the logs of the services of stack name (all when
 // services is empty; names without the stack prefix) to w, each line
 // prefixed with the service name; follow keeps streaming until ctx ends.
-func (b *Backend) StackLogs(ctx context.Context, name string, services []string, follow bool, w io.Writer) error {
-	svcs, err := b.Stack(ctx, name)
+func (e *Engine) StackLogs(ctx context.Context, name string, services []string, follow bool, w io.Writer) error {
+	svcs, err := e.Stack(ctx, name)
 	if err != nil {
 		return err
 	}
 	if len(svcs) == 0 {
-		return fmt.Errorf("stack %s: %w", name, ErrNotFound)
+		return fmt.Errorf("stack %s: %w", name, backend.ErrNotFound)
 	}
 	var names []string
 	for _, s := range svcs {
@@ -503,15 +502,15 @@ func (b *Backend) StackLogs(ctx context.Context, name string, services []string,
 	var wg sync.WaitGroup
 	for i, svc := range names {
 		wg.Go(func() {
-			rc, err := b.api.ServiceLogs(ctx, convert.NewNamespace(name).Scope(svc), client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+			rc, err := e.api.ServiceLogs(ctx, convert.NewNamespace(name).Scope(svc), client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
 			if err != nil {
-				errs[i] = fmt.Errorf("logs of %s: %s", svc, oneLine(err))
+				errs[i] = fmt.Errorf("logs of %s: %s", svc, backend.OneLine(err))
 				return
 			}
 			defer rc.Close()
 			pw := &prefixWriter{mu: &mu, w: w, prefix: svc + "  | "}
 			if _, err := stdcopy.StdCopy(pw, pw, rc); err != nil && ctx.Err() == nil {
-				errs[i] = fmt.Errorf("logs of %s: %s", svc, oneLine(err))
+				errs[i] = fmt.Errorf("logs of %s: %s", svc, backend.OneLine(err))
 			}
 			pw.flush()
 		})
