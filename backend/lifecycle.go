@@ -10,6 +10,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/compose/v5/pkg/api"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -18,8 +19,9 @@ import (
 // when the options do not say otherwise.
 const DefaultWaitTimeout = 2 * time.Minute
 
-// cleanupTimeout bounds the removal of what a failed Up created.
-const cleanupTimeout = time.Minute
+// CleanupTimeout bounds the removal of what a failed operation created
+// (also for volume copying, in backend/volumecopy).
+const CleanupTimeout = time.Minute
 
 // ErrNotFound is matched (with errors.Is) by errors about an environment
 // that has no container.
@@ -112,7 +114,7 @@ func (b *Backend) converge(ctx context.Context, verb string, project *types.Proj
 	}
 
 	// Clean up with a context of our own: ctx may be what was cancelled.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CleanupTimeout)
 	defer cancel()
 	removed, cleanErr := b.removeCreatedSince(cctx, project.Name, before)
 	msg := fmt.Sprintf("cannot %s environment %s: %s%s", verb, project.Name, failedAt(project.Name, rec), composeMsg(opErr))
@@ -369,3 +371,45 @@ func plural(n int, noun string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
+
+// waitCopiers waits until no copier container mounts a volume of the
+// project name: after a copy the engine removes the copier by itself
+// (AutoRemove), which can take a moment, and a volume still mounted by a
+// container cannot be removed.
+func (b *Backend) waitCopiers(ctx context.Context, name string) error {
+	// one call when no copier exists, which is nearly always
+	cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", CopierLabel+"=true")})
+	if err != nil {
+		return fmt.Errorf("cannot list containers: %s", oneLine(err))
+	}
+	if len(cs.Items) == 0 {
+		return nil
+	}
+	vs, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: projectFilter(name)})
+	if err != nil {
+		return fmt.Errorf("cannot list volumes: %s", oneLine(err))
+	}
+	for _, v := range vs.Items {
+		cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true,
+			Filters: make(client.Filters).Add("label", CopierLabel+"=true").Add("volume", v.Name)})
+		if err != nil {
+			return fmt.Errorf("cannot list containers: %s", oneLine(err))
+		}
+		for _, c := range cs.Items {
+			wctx, cancel := context.WithTimeout(ctx, CleanupTimeout)
+			w := b.api.ContainerWait(wctx, c.ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
+			select {
+			case <-w.Result:
+			case <-w.Error: // gone already, or still there: the removal says
+			}
+			cancel()
+		}
+	}
+	return nil
+}
+
+// CopierLabel marks the helper images and containers of volume copying
+// (backend/volumecopy): Down waits for such containers to be gone before
+// removing the volumes they mount.
+const CopierLabel = "denv.copier"

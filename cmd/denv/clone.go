@@ -7,17 +7,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/term"
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/backend/volumecopy"
+	"github.com/alebellu/denv/clone"
 	"github.com/alebellu/denv/envs"
 )
 
@@ -90,28 +89,17 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		return err
 	}
 	id := res.ID()
+	vc := volumecopy.New(b)
 
 	// Everything made for the clone goes if any step fails.
-	var volumes []string
-	started := false
+	rb := clone.Rollback{SrcID: srcID, ID: id}
 	defer func() {
 		if err == nil {
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		var errs []error
-		if started {
-			if derr := b.Down(cctx, id, true); derr != nil && !errors.Is(derr, backend.ErrNotFound) {
-				errs = append(errs, derr)
-			}
-		}
-		errs = append(errs, b.RemoveVolumes(cctx, volumes), res.Abort())
-		msg := fmt.Sprintf("cannot clone %s to %s: %s; nothing of %s was kept", srcID, id, oneLine(err), id)
-		if cerr := errors.Join(errs...); cerr != nil {
-			msg = fmt.Sprintf("cannot clone %s to %s: %s; removing %s failed: %s", srcID, id, oneLine(err), id, oneLine(cerr))
-		}
-		err = errors.New(msg)
+		err = rb.Run(cctx, cloneRemover{b, vc}, backend.ErrNotFound, res.Abort, err)
 	}()
 
 	if cs, err := b.Ps(ctx, id); err != nil && !errors.Is(err, backend.ErrNotFound) {
@@ -119,7 +107,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	} else if len(cs) > 0 {
 		return fmt.Errorf("docker already has containers of a project named %s", id)
 	}
-	yamlDoc, ports, err := cloneYAML(src.Project, id)
+	yamlDoc, ports, err := clone.Rewrite(src.Project, id)
 	if err != nil {
 		return err
 	}
@@ -127,11 +115,11 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err != nil {
 		return err
 	}
-	if err := checkIndependent(p); err != nil {
+	if err := clone.CheckIndependent(p); err != nil {
 		return err
 	}
 	for _, pt := range ports {
-		fmt.Fprintf(out, "%s: host port %s is the source's; the clone gets an ephemeral port for %d/%s\n", pt.service, pt.published, pt.target, pt.protocol)
+		fmt.Fprintf(out, "%s: host port %s is the source's; the clone gets an ephemeral port for %d/%s\n", pt.Service, pt.Published, pt.Target, pt.Protocol)
 	}
 	for _, name := range p.ServiceNames() {
 		for _, v := range p.Services[name].Volumes {
@@ -141,7 +129,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		}
 	}
 
-	volumes, err = b.CreateVolumes(ctx, p)
+	rb.Volumes, err = vc.CreateVolumes(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -151,13 +139,13 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	// The clone's containers are created before the copy: creating a
 	// container on overlayfs flushes the host's dirty pages, which after
 	// the copy would be the whole copy. The copier starts meanwhile.
-	started = true
-	cp, err := createAndStartCopier(ctx, b, p, src.ID, opts.copier)
+	rb.Started = true
+	cp, err := createAndStartCopier(ctx, b, vc, p, src.ID, opts.copier)
 	if err != nil {
 		return err
 	}
 	if cp != nil {
-		err := copyVolumes(ctx, b, out, cp)
+		err := copyVolumes(ctx, vc, out, cp)
 		cp.copy.Close()
 		if err != nil {
 			return err
@@ -192,37 +180,29 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 
 // cloneCopy is the copier of a clone, started and waiting.
 type cloneCopy struct {
-	copy *backend.VolumeCopy
-	// keys are the volume keys of the project, in the copier's order, and
-	// pairs the source's and the clone's volume of each.
-	keys  []string
-	pairs []backend.VolumePair
+	copy *volumecopy.VolumeCopy
+	// pairs are the source's and the clone's volume of each key of the
+	// project, in the copier's order.
+	pairs []clone.VolumePair
 }
 
 // createAndStartCopier creates the clone p's containers and, at the same
 // time, starts a copier for every named volume of the source environment
 // srcID (nil when there is none). On error, a copier it started is
-// closed. The source's volume of key k is srcID_k: the clone's project is
-// the source's renamed, and checkIndependent has checked that its volume
-// names are PROJECT_KEY.
-func createAndStartCopier(ctx context.Context, b *backend.Backend, p *types.Project, srcID, copier string) (*cloneCopy, error) {
-	var cc cloneCopy
-	for k, v := range p.Volumes {
-		if !v.External {
-			cc.keys = append(cc.keys, k)
-		}
-	}
-	slices.Sort(cc.keys)
-	if len(cc.keys) == 0 {
+// closed.
+func createAndStartCopier(ctx context.Context, b *backend.Backend, vc *volumecopy.Copier, p *types.Project, srcID, copier string) (*cloneCopy, error) {
+	cc := cloneCopy{pairs: clone.Pairs(p, srcID)}
+	if len(cc.pairs) == 0 {
 		return nil, b.Create(ctx, p)
 	}
-	for _, k := range cc.keys {
-		cc.pairs = append(cc.pairs, backend.VolumePair{Src: srcID + "_" + k, Dst: p.Volumes[k].Name})
+	pairs := make([]volumecopy.VolumePair, len(cc.pairs))
+	for i, pr := range cc.pairs {
+		pairs[i] = volumecopy.VolumePair{Src: pr.Src, Dst: pr.Dst}
 	}
 	created := make(chan error, 1)
 	go func() { created <- b.Create(ctx, p) }()
 	var err error
-	cc.copy, err = b.StartCopy(ctx, cc.pairs, copier)
+	cc.copy, err = vc.StartCopy(ctx, pairs, copier)
 	if cerr := <-created; cerr != nil {
 		if cc.copy != nil {
 			cc.copy.Close()
@@ -235,16 +215,30 @@ func createAndStartCopier(ctx context.Context, b *backend.Backend, p *types.Proj
 	return &cc, nil
 }
 
+// cloneRemover is what clone.Rollback removes with.
+type cloneRemover struct {
+	b  *backend.Backend
+	vc *volumecopy.Copier
+}
+
+func (r cloneRemover) Down(ctx context.Context, id string, volumes bool) error {
+	return r.b.Down(ctx, id, volumes)
+}
+
+func (r cloneRemover) RemoveVolumes(ctx context.Context, names []string) error {
+	return r.vc.RemoveVolumes(ctx, names)
+}
+
 // copyVolumes copies every named volume of the source into the clone's,
 // with the source's containers that mount them paused for the whole copy:
 // volumes used together (data and journal) are then consistent with each
 // other too.
-func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, cc *cloneCopy) (err error) {
+func copyVolumes(ctx context.Context, vc *volumecopy.Copier, out io.Writer, cc *cloneCopy) (err error) {
 	sources := make([]string, len(cc.pairs))
 	for i, pr := range cc.pairs {
 		sources[i] = pr.Src
 	}
-	resume, err := b.PauseVolumeUsers(ctx, sources)
+	resume, err := vc.PauseVolumeUsers(ctx, sources)
 	if err != nil {
 		return err
 	}
@@ -255,12 +249,12 @@ func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, cc *clo
 	}()
 	tty := isTerminal(out)
 	start := time.Now()
-	current, totals := -1, make([]int64, len(cc.keys))
+	current, totals := -1, make([]int64, len(cc.pairs))
 	end := func(i int) {
 		if tty {
 			fmt.Fprintln(out)
 		}
-		fmt.Fprintf(out, "volume %s: copied %s in %.1fs\n", cc.keys[i], size(totals[i]), time.Since(start).Seconds())
+		fmt.Fprintf(out, "volume %s: copied %s in %.1fs\n", cc.pairs[i].Key, size(totals[i]), time.Since(start).Seconds())
 		start = time.Now()
 	}
 	err = cc.copy.Run(ctx, func(i int, copied, total int64) {
@@ -270,12 +264,12 @@ func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, cc *clo
 			}
 			current = i
 			if !tty {
-				fmt.Fprintf(out, "copying volume %s (%s to %s)\n", cc.keys[i], cc.pairs[i].Src, cc.pairs[i].Dst)
+				fmt.Fprintf(out, "copying volume %s (%s to %s)\n", cc.pairs[i].Key, cc.pairs[i].Src, cc.pairs[i].Dst)
 			}
 		}
 		totals[i] = total
 		if tty {
-			fmt.Fprintf(out, "\rvolume %s: %s of %s", cc.keys[i], size(copied), size(total))
+			fmt.Fprintf(out, "\rvolume %s: %s of %s", cc.pairs[i].Key, size(copied), size(total))
 		}
 	})
 	if err != nil {
@@ -288,107 +282,6 @@ func copyVolumes(ctx context.Context, b *backend.Backend, out io.Writer, cc *clo
 		end(current)
 	}
 	return nil
-}
-
-// checkIndependent refuses a project whose clone would share a resource
-// with the source: a fixed volume, network or container name is the same
-// in every project.
-func checkIndependent(p *types.Project) error {
-	for k, v := range p.Volumes {
-		if v.External || v.Name != p.Name+"_"+k {
-			return fmt.Errorf("volume %s has a fixed name (%s): a clone would share it", k, v.Name)
-		}
-	}
-	for k, n := range p.Networks {
-		if n.External || n.Name != p.Name+"_"+k {
-			return fmt.Errorf("network %s has a fixed name (%s): a clone would share it", k, n.Name)
-		}
-	}
-	for name, s := range p.Services {
-		if s.ContainerName != "" {
-			return fmt.Errorf("service %s has a fixed container name: a clone cannot have its own", name)
-		}
-	}
-	return nil
-}
-
-// movedPort is a fixed host port the clone does not take.
-type movedPort struct {
-	service, published, protocol string
-	target                       int
-}
-
-// cloneYAML returns the recorded compose YAML named id, with every fixed
-// host port removed (the engine then picks an ephemeral one), and the
-// ports it removed.
-// It edits the YAML tree rather than regenerating it, so that the clone
-// runs exactly the source's project otherwise.
-func cloneYAML(doc []byte, id string) ([]byte, []movedPort, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil, nil, fmt.Errorf("invalid recorded project: %s", oneLine(err))
-	}
-	if len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
-		return nil, nil, errors.New("invalid recorded project: not a mapping")
-	}
-	if name := mapValue(root.Content[0], "name"); name != nil {
-		name.Value = id
-	}
-	var moved []movedPort
-	services := mapValue(root.Content[0], "services")
-	if services != nil && services.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(services.Content); i += 2 {
-			name, svc := services.Content[i].Value, services.Content[i+1]
-			ports := mapValue(svc, "ports")
-			if ports == nil || ports.Kind != yaml.SequenceNode {
-				continue
-			}
-			for _, pt := range ports.Content {
-				if pt.Kind != yaml.MappingNode {
-					return nil, nil, fmt.Errorf("service %s: short port syntax %q is not supported by clone", name, pt.Value)
-				}
-				published := mapValue(pt, "published")
-				if published == nil || published.Value == "" {
-					continue
-				}
-				mp := movedPort{service: name, published: published.Value, protocol: "tcp"}
-				if t := mapValue(pt, "target"); t != nil {
-					fmt.Sscan(t.Value, &mp.target)
-				}
-				if pr := mapValue(pt, "protocol"); pr != nil {
-					mp.protocol = pr.Value
-				}
-				moved = append(moved, mp)
-				deleteKey(pt, "published")
-			}
-		}
-	}
-	out, err := yaml.Marshal(&root)
-	if err != nil {
-		return nil, nil, err
-	}
-	return out, moved, nil
-}
-
-func mapValue(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func deleteKey(m *yaml.Node, key string) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			m.Content = append(m.Content[:i], m.Content[i+2:]...)
-			return
-		}
-	}
 }
 
 func isTerminal(w io.Writer) bool {
@@ -408,8 +301,4 @@ func size(n int64) string {
 	default:
 		return fmt.Sprintf("%d B", n)
 	}
-}
-
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
 }

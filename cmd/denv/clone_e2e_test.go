@@ -19,6 +19,7 @@ import (
 
 	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/backend/backendtest"
+	"github.com/alebellu/denv/backend/volumecopy"
 )
 
 // useStaticCopier points DENV_COPIER at a static build of denv: the clone
@@ -104,11 +105,11 @@ func TestE2EClone(t *testing.T) {
 	}
 
 	// file by file: content, mode, owner, times
-	want, err := b.VolumeChecksum(ctx, src+"_data", backend.CopyOptions{Copier: copier})
+	want, err := volumecopy.New(b).VolumeChecksum(ctx, src+"_data", volumecopy.CopyOptions{Copier: copier})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.VolumeChecksum(ctx, dst+"_data", backend.CopyOptions{Copier: copier})
+	got, err := volumecopy.New(b).VolumeChecksum(ctx, dst+"_data", volumecopy.CopyOptions{Copier: copier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +331,7 @@ func BenchmarkCloneVsCpA(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _, _ = c.VolumeRemove(context.Background(), hostVol, client.VolumeRemoveOptions{Force: true}) })
-	if err := be.CopyVolume(ctx, hostVol, src+"_data", backend.CopyOptions{Copier: os.Getenv("DENV_COPIER")}); err != nil {
+	if err := volumecopy.New(be).CopyVolume(ctx, hostVol, src+"_data", volumecopy.CopyOptions{Copier: os.Getenv("DENV_COPIER")}); err != nil {
 		b.Fatal(err)
 	}
 	// (the copier image now exists: it is imported once per denv build)

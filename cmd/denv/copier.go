@@ -3,19 +3,19 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/backend/volumecopy"
 	"github.com/alebellu/denv/internal/copier"
 )
 
 // newCopierCmds returns the hidden subcommands that make the denv binary
-// the volume copier: backend.CopyVolume imports this (static) executable as
+// the volume copier: volumecopy imports this (static) executable as
 // a one-file image and runs it in the engine with the volumes mounted, so
 // that no helper image has to be pulled and users need no Go toolchain.
 // They are not meant to be typed by users.
 func newCopierCmds() []*cobra.Command {
 	return []*cobra.Command{
 		{
-			Use:    backend.CopierCopyArg + " [--wait] SRC DST [SRC DST]...",
+			Use:    volumecopy.CopierCopyArg + " [--wait] SRC DST [SRC DST]...",
 			Short:  "Copy each tree SRC into DST faithfully (used inside the engine by clone)",
 			Hidden: true,
 			// its own arguments: --wait is copier.Command's
@@ -25,7 +25,7 @@ func newCopierCmds() []*cobra.Command {
 			},
 		},
 		{
-			Use:    backend.CopierChecksumArg + " DIR",
+			Use:    volumecopy.CopierChecksumArg + " DIR",
 			Short:  "Print the checksum listing of the tree DIR (used inside the engine)",
 			Hidden: true,
 			Args:   cobra.ExactArgs(1),

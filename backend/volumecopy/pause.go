@@ -1,4 +1,4 @@
-package backend
+package volumecopy
 
 import (
 	"context"
@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/alebellu/denv/backend"
 )
 
 // unpauseTimeout bounds the unpausing of the containers paused by
-// [Backend.PauseVolumeUsers].
+// [Copier.PauseVolumeUsers].
 const unpauseTimeout = 30 * time.Second
 
 // PauseVolumeUsers pauses (freezes, like `docker pause`) every running
@@ -32,7 +35,7 @@ const unpauseTimeout = 30 * time.Second
 // was cancelled (Ctrl-C); call it in every case, e.g. deferred. If pausing
 // fails halfway, PauseVolumeUsers unpauses what it paused and returns an
 // error.
-func (b *Backend) PauseVolumeUsers(ctx context.Context, volumes []string) (resume func() error, err error) {
+func (b *Copier) PauseVolumeUsers(ctx context.Context, volumes []string) (resume func() error, err error) {
 	seen := map[string]bool{}
 	var paused []string
 	resume = func() error {
@@ -40,8 +43,8 @@ func (b *Backend) PauseVolumeUsers(ctx context.Context, volumes []string) (resum
 		defer cancel()
 		var errs []error
 		for _, id := range paused {
-			if _, err := b.api.ContainerUnpause(rctx, id, client.ContainerUnpauseOptions{}); err != nil && !isNotFound(err) {
-				errs = append(errs, fmt.Errorf("cannot unpause container %.12s: %s", id, oneLine(err)))
+			if _, err := b.api.ContainerUnpause(rctx, id, client.ContainerUnpauseOptions{}); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("cannot unpause container %.12s: %s", id, backend.OneLine(err)))
 			}
 		}
 		paused = nil
@@ -53,7 +56,7 @@ func (b *Backend) PauseVolumeUsers(ctx context.Context, volumes []string) (resum
 			Filters: make(client.Filters).Add("volume", v).Add("status", "running"),
 		})
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("cannot list the containers using volume %s: %s", v, oneLine(err)), resume())
+			return nil, errors.Join(fmt.Errorf("cannot list the containers using volume %s: %s", v, backend.OneLine(err)), resume())
 		}
 		for _, c := range res.Items {
 			if seen[c.ID] || c.Labels[copierLabel] != "" {
@@ -61,7 +64,7 @@ func (b *Backend) PauseVolumeUsers(ctx context.Context, volumes []string) (resum
 			}
 			seen[c.ID] = true
 			if _, err := b.api.ContainerPause(ctx, c.ID, client.ContainerPauseOptions{}); err != nil {
-				return nil, errors.Join(fmt.Errorf("cannot pause container %s: %s", containerName(c.Names, c.ID), oneLine(err)), resume())
+				return nil, errors.Join(fmt.Errorf("cannot pause container %s: %s", containerName(c.Names, c.ID), backend.OneLine(err)), resume())
 			}
 			paused = append(paused, c.ID)
 		}

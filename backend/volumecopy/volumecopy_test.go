@@ -1,4 +1,4 @@
-package backend_test
+package volumecopy_test
 
 import (
 	"archive/tar"
@@ -13,8 +13,8 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
-	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/backend/backendtest"
+	"github.com/alebellu/denv/backend/volumecopy"
 )
 
 // copierExe builds backend/testdata/copier statically: a copier with the
@@ -102,17 +102,18 @@ func tarOf(t *testing.T, entries []tarEntry) []byte {
 }
 
 func TestCopyVolumeIsFaithful(t *testing.T) {
-	b := backendtest.Require(t)
-	docker := backend.APIClient(b)
+	be := backendtest.Require(t)
+	b := volumecopy.New(be)
+	docker := be.API()
 	ctx := testContext(t)
-	image := backendtest.EchoImage(t, b)
+	image := backendtest.EchoImage(t, be)
 	name := backendtest.ProjectName(t)
 	src := newVolume(t, docker, name+"-src")
 	dst := newVolume(t, docker, name+"-dst")
 	fillVolume(t, docker, image, src, testTree(t))
 	// what the engine puts in a new volume from its image: replaced
 	fillVolume(t, docker, image, dst, staleTree(t))
-	opts := backend.CopyOptions{Copier: copierExe(t)}
+	opts := volumecopy.CopyOptions{Copier: copierExe(t)}
 
 	var calls int
 	var last, total int64
@@ -157,18 +158,19 @@ func staleTree(t *testing.T) []byte {
 // TestStartCopyTwoVolumes copies two volumes with one copier container
 // started ahead, and reports progress per volume.
 func TestStartCopyTwoVolumes(t *testing.T) {
-	b := backendtest.Require(t)
-	docker := backend.APIClient(b)
+	be := backendtest.Require(t)
+	b := volumecopy.New(be)
+	docker := be.API()
 	ctx := testContext(t)
-	image := backendtest.EchoImage(t, b)
+	image := backendtest.EchoImage(t, be)
 	name := backendtest.ProjectName(t)
 	src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
 	src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
 	fillVolume(t, docker, image, src1, testTree(t))
 	fillVolume(t, docker, image, src2, staleTree(t))
-	opts := backend.CopyOptions{Copier: copierExe(t)}
+	opts := volumecopy.CopyOptions{Copier: copierExe(t)}
 
-	c, err := b.StartCopy(ctx, []backend.VolumePair{{Src: src1, Dst: dst1}, {Src: src2, Dst: dst2}}, opts.Copier)
+	c, err := b.StartCopy(ctx, []volumecopy.VolumePair{{Src: src1, Dst: dst1}, {Src: src2, Dst: dst2}}, opts.Copier)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,21 +214,23 @@ func TestStartCopyTwoVolumes(t *testing.T) {
 }
 
 func TestCopyVolumeMissingSource(t *testing.T) {
-	b := backendtest.Require(t)
-	docker := backend.APIClient(b)
+	be := backendtest.Require(t)
+	b := volumecopy.New(be)
+	docker := be.API()
 	name := backendtest.ProjectName(t)
 	dst := newVolume(t, docker, name+"-dst")
-	err := b.CopyVolume(testContext(t), name+"-nope", dst, backend.CopyOptions{Copier: copierExe(t)})
+	err := b.CopyVolume(testContext(t), name+"-nope", dst, volumecopy.CopyOptions{Copier: copierExe(t)})
 	if err == nil || !strings.Contains(err.Error(), name+"-nope") {
 		t.Fatalf("copy from a missing volume: err = %v, want an error naming it", err)
 	}
 }
 
 func TestPauseVolumeUsers(t *testing.T) {
-	b := backendtest.Require(t)
-	docker := backend.APIClient(b)
+	be := backendtest.Require(t)
+	b := volumecopy.New(be)
+	docker := be.API()
 	ctx := testContext(t)
-	image := backendtest.EchoImage(t, b)
+	image := backendtest.EchoImage(t, be)
 	name := backendtest.ProjectName(t)
 	vol := newVolume(t, docker, name+"-data")
 	start := func(suffix string) string {
@@ -281,9 +285,10 @@ func TestPauseVolumeUsers(t *testing.T) {
 // TestCopyVolumeInterrupted cancels the copy as soon as it starts (like
 // Ctrl-C): the error says so and no helper container is left.
 func TestCopyVolumeInterrupted(t *testing.T) {
-	b := backendtest.Require(t)
-	docker := backend.APIClient(b)
-	image := backendtest.EchoImage(t, b)
+	be := backendtest.Require(t)
+	b := volumecopy.New(be)
+	docker := be.API()
+	image := backendtest.EchoImage(t, be)
 	name := backendtest.ProjectName(t)
 	src := newVolume(t, docker, name+"-src")
 	dst := newVolume(t, docker, name+"-dst")
@@ -295,7 +300,7 @@ func TestCopyVolumeInterrupted(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(testContext(t))
 	defer cancel()
-	err := b.CopyVolume(ctx, src, dst, backend.CopyOptions{Copier: copier, Progress: func(copied, total int64) {
+	err := b.CopyVolume(ctx, src, dst, volumecopy.CopyOptions{Copier: copier, Progress: func(copied, total int64) {
 		if copied == 0 {
 			cancel()
 		}
@@ -311,4 +316,11 @@ func TestCopyVolumeInterrupted(t *testing.T) {
 	if len(res.Items) > 0 {
 		t.Errorf("%d copier containers left after the interruption", len(res.Items))
 	}
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }

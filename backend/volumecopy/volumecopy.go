@@ -1,4 +1,10 @@
-package backend
+// Package volumecopy copies the named volumes of an environment inside the
+// Docker engine, for clone: it builds the copier image (the static denv
+// binary imported as a one-file image, after an ELF check), starts copier
+// containers ([Copier.StartCopy]), pauses the source's containers while
+// copying ([Copier.PauseVolumeUsers]) and checksums trees to compare
+// copies ([Copier.VolumeChecksum]).
+package volumecopy
 
 import (
 	"archive/tar"
@@ -17,6 +23,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/errdefs"
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/docker/compose/v5/pkg/compose"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -25,6 +32,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/internal/copier"
 )
 
@@ -40,6 +48,17 @@ import (
 // copy itself is faster than a host `cp -a` (see docs/PERFORMANCE.md),
 // where the archive API (CopyFromContainer/CopyToContainer) tars
 // everything through the client, about twice as slow.
+// Copier copies volumes and checks copies, over a Docker connection.
+type Copier struct {
+	conn *backend.Backend
+	api  client.APIClient
+}
+
+// New returns a Copier over conn (which the caller closes).
+func New(conn *backend.Backend) *Copier {
+	return &Copier{conn: conn, api: conn.API()}
+}
+
 const (
 	// CopierCopyArg is the hidden subcommand of the copier executable that
 	// copies volumes: `COPIER __copy-volume [--wait] SRC DST [SRC DST]...`
@@ -50,11 +69,12 @@ const (
 	CopierChecksumArg = "__checksum"
 	// CopierImageRepo is the repository of the helper images.
 	CopierImageRepo = "denv/copier"
-	// copierLabel marks the helper images and containers.
-	copierLabel = "denv.copier"
+	// copierLabel marks the helper images and containers (backend's Down
+	// waits for such containers before removing volumes).
+	copierLabel = backend.CopierLabel
 )
 
-// CopyOptions tunes [Backend.CopyVolume] and [Backend.VolumeChecksum].
+// CopyOptions tunes [Copier.CopyVolume] and [Copier.VolumeChecksum].
 type CopyOptions struct {
 	// Copier is the path of a static Linux executable that has the
 	// [CopierCopyArg] and [CopierChecksumArg] subcommands; empty means the
@@ -67,9 +87,9 @@ type CopyOptions struct {
 
 // CopyVolume copies every file of the named volume src into the named
 // volume dst, replacing what dst held, and keeping contents, modes, owners,
-// symlinks, hard links, empty directories and times: [Backend.StartCopy]
+// symlinks, hard links, empty directories and times: [Copier.StartCopy]
 // and [VolumeCopy.Run] for one volume.
-func (b *Backend) CopyVolume(ctx context.Context, src, dst string, opts CopyOptions) error {
+func (b *Copier) CopyVolume(ctx context.Context, src, dst string, opts CopyOptions) error {
 	c, err := b.StartCopy(ctx, []VolumePair{{Src: src, Dst: dst}}, opts.Copier)
 	if err != nil {
 		return err
@@ -85,7 +105,7 @@ func (b *Backend) CopyVolume(ctx context.Context, src, dst string, opts CopyOpti
 // VolumePair is a named volume to copy and the named volume to copy it into.
 type VolumePair struct{ Src, Dst string }
 
-// VolumeCopy is one copier container, started by [Backend.StartCopy] with
+// VolumeCopy is one copier container, started by [Copier.StartCopy] with
 // the volumes mounted, that copies when [VolumeCopy.Run] tells it to.
 // Starting a container is most of the fixed cost of a copy (0.2 s here),
 // so it is done ahead, while the source still runs.
@@ -105,7 +125,7 @@ type VolumeCopy struct {
 // denv: on overlayfs the removal of any container flushes every dirty page
 // of the host filesystem (about 0.5 s after a 1 GiB copy here), which a
 // host `cp -a` does not wait for either.
-func (b *Backend) StartCopy(ctx context.Context, pairs []VolumePair, copierExe string) (*VolumeCopy, error) {
+func (b *Copier) StartCopy(ctx context.Context, pairs []VolumePair, copierExe string) (*VolumeCopy, error) {
 	var names []string
 	for _, p := range pairs {
 		names = append(names, p.Src+" to "+p.Dst)
@@ -119,7 +139,7 @@ func (b *Backend) StartCopy(ctx context.Context, pairs []VolumePair, copierExe s
 	for i, p := range pairs {
 		for _, v := range []string{p.Src, p.Dst} {
 			if _, err := b.api.VolumeInspect(ctx, v, client.VolumeInspectOptions{}); err != nil {
-				return nil, fmt.Errorf("%s: %s", what, oneLine(err))
+				return nil, fmt.Errorf("%s: %s", what, backend.OneLine(err))
 			}
 		}
 		src, dst := fmt.Sprintf("/src/%d", i), fmt.Sprintf("/dst/%d", i)
@@ -151,7 +171,7 @@ func (b *Backend) StartCopy(ctx context.Context, pairs []VolumePair, copierExe s
 
 // helper is a running container of the copier image.
 type helper struct {
-	b      *Backend
+	b      *Copier
 	id     string
 	what   string // how its errors start
 	attach client.HijackedResponse
@@ -171,7 +191,7 @@ type helper struct {
 // denv: on overlayfs the removal of any container flushes every dirty page
 // of the host filesystem (about 0.5 s after a 1 GiB copy here), which a
 // host `cp -a` does not wait for either.
-func (b *Backend) startHelper(ctx context.Context, what, copierExe string, args []string, mounts []mount.Mount, stdin bool, stdout io.Writer) (*helper, error) {
+func (b *Copier) startHelper(ctx context.Context, what, copierExe string, args []string, mounts []mount.Mount, stdin bool, stdout io.Writer) (*helper, error) {
 	ref, err := b.copierImage(ctx, copierExe)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -197,19 +217,19 @@ func (b *Backend) startHelper(ctx context.Context, what, copierExe string, args 
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: cannot create the copier container: %s", what, oneLine(err))
+		return nil, fmt.Errorf("%s: cannot create the copier container: %s", what, backend.OneLine(err))
 	}
 	h := &helper{b: b, id: res.ID, what: what, stderr: &lockedBuffer{}, output: make(chan struct{})}
 	attach, err := b.api.ContainerAttach(ctx, res.ID, client.ContainerAttachOptions{Stream: true, Stdin: stdin, Stdout: true, Stderr: true})
 	if err != nil {
 		h.close()
-		return nil, fmt.Errorf("%s: cannot attach to the copier: %s", what, oneLine(err))
+		return nil, fmt.Errorf("%s: cannot attach to the copier: %s", what, backend.OneLine(err))
 	}
 	h.attach = attach.HijackedResponse
 	h.wait = b.api.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := b.api.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		h.close()
-		return nil, fmt.Errorf("%s: cannot start the copier: %s", what, oneLine(err))
+		return nil, fmt.Errorf("%s: cannot start the copier: %s", what, backend.OneLine(err))
 	}
 	go func() {
 		_, _ = stdcopy.StdCopy(stdout, h.stderr, h.attach.Reader)
@@ -241,7 +261,7 @@ func (h *helper) close() {
 	if h.finished {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), backend.CleanupTimeout)
 	defer cancel()
 	_, _ = h.b.api.ContainerRemove(ctx, h.id, client.ContainerRemoveOptions{Force: true})
 	// AutoRemove may race the forced removal; wait until it is gone
@@ -260,7 +280,7 @@ func (h *helper) close() {
 // the destinations and removes them.
 func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, total int64)) error {
 	if _, err := io.WriteString(c.attach.Conn, copier.Go()); err != nil {
-		return fmt.Errorf("%s: cannot start the copy: %s", c.what, oneLine(err))
+		return fmt.Errorf("%s: cannot start the copy: %s", c.what, backend.OneLine(err))
 	}
 	totals := map[int]int64{}
 	handle := func(ev copier.Event) {
@@ -290,7 +310,7 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 			}
 			handle(ev)
 		case err := <-c.wait.Error:
-			return fmt.Errorf("%s: %s", c.what, oneLine(err))
+			return fmt.Errorf("%s: %s", c.what, backend.OneLine(err))
 		case r := <-c.wait.Result:
 			// the exit is known; the rest of the output follows at once
 			timeout := time.After(10 * time.Second)
@@ -371,7 +391,7 @@ func (l *lockedBuffer) String() string {
 // (empty: the running one) exists, importing it when missing (a few
 // seconds, once per denv executable). Call it before pausing anything, so
 // that the pause lasts only for the copy.
-func (b *Backend) PrepareCopier(ctx context.Context, copier string) error {
+func (b *Copier) PrepareCopier(ctx context.Context, copier string) error {
 	_, err := b.copierImage(ctx, copier)
 	return err
 }
@@ -380,10 +400,10 @@ func (b *Backend) PrepareCopier(ctx context.Context, copier string) error {
 // line per file, directory or link with its path, type, mode, owner, time,
 // size and SHA-256 (or link target). Two volumes hold the same tree when
 // their listings are equal. opts.Progress is not used.
-func (b *Backend) VolumeChecksum(ctx context.Context, volume string, opts CopyOptions) (string, error) {
+func (b *Copier) VolumeChecksum(ctx context.Context, volume string, opts CopyOptions) (string, error) {
 	what := "cannot checksum volume " + volume
 	if _, err := b.api.VolumeInspect(ctx, volume, client.VolumeInspectOptions{}); err != nil {
-		return "", fmt.Errorf("%s: %s", what, oneLine(err))
+		return "", fmt.Errorf("%s: %s", what, backend.OneLine(err))
 	}
 	var out lockedBuffer
 	err := b.runCopier(ctx, opts.Copier, []string{CopierChecksumArg, "/src"}, []mount.Mount{
@@ -393,11 +413,11 @@ func (b *Backend) VolumeChecksum(ctx context.Context, volume string, opts CopyOp
 }
 
 // CreateVolumes creates the named volumes of project exactly as compose
-// would (same labels and configuration hash, so that a later [Backend.Up]
+// would (same labels and configuration hash, so that a later [backend.Backend.Up]
 // adopts them), and fails if one already exists: a clone must never write
 // into a volume it does not own. It returns the names it created, also on
 // error, for the caller to remove.
-func (b *Backend) CreateVolumes(ctx context.Context, project *types.Project) ([]string, error) {
+func (b *Copier) CreateVolumes(ctx context.Context, project *types.Project) ([]string, error) {
 	var created []string
 	for key, vol := range project.Volumes {
 		if vol.External {
@@ -405,8 +425,8 @@ func (b *Backend) CreateVolumes(ctx context.Context, project *types.Project) ([]
 		}
 		if _, err := b.api.VolumeInspect(ctx, vol.Name, client.VolumeInspectOptions{}); err == nil {
 			return created, fmt.Errorf("cannot create volume %s: it already exists", vol.Name)
-		} else if !isNotFound(err) {
-			return created, fmt.Errorf("cannot create volume %s: %s", vol.Name, oneLine(err))
+		} else if !errdefs.IsNotFound(err) {
+			return created, fmt.Errorf("cannot create volume %s: %s", vol.Name, backend.OneLine(err))
 		}
 		// The same labels as compose's prepareVolumes and createVolume.
 		vol.CustomLabels = vol.CustomLabels.
@@ -428,7 +448,7 @@ func (b *Backend) CreateVolumes(ctx context.Context, project *types.Project) ([]
 		if _, err := b.api.VolumeCreate(ctx, client.VolumeCreateOptions{
 			Name: vol.Name, Driver: vol.Driver, DriverOpts: vol.DriverOpts, Labels: labels,
 		}); err != nil {
-			return created, fmt.Errorf("cannot create volume %s: %s", vol.Name, oneLine(err))
+			return created, fmt.Errorf("cannot create volume %s: %s", vol.Name, backend.OneLine(err))
 		}
 		created = append(created, vol.Name)
 	}
@@ -436,11 +456,11 @@ func (b *Backend) CreateVolumes(ctx context.Context, project *types.Project) ([]
 }
 
 // RemoveVolumes removes the named volumes, ignoring those already gone.
-func (b *Backend) RemoveVolumes(ctx context.Context, names []string) error {
+func (b *Copier) RemoveVolumes(ctx context.Context, names []string) error {
 	var errs []error
 	for _, v := range names {
-		if _, err := b.api.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("cannot remove volume %s: %s", v, oneLine(err)))
+		if _, err := b.api.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("cannot remove volume %s: %s", v, backend.OneLine(err)))
 		}
 	}
 	return errors.Join(errs...)
@@ -450,7 +470,7 @@ func (b *Backend) RemoveVolumes(ctx context.Context, names []string) error {
 // stdout to out, and returns an error starting with what when it fails
 // (with the copier's last stderr line). The container is gone in every
 // case.
-func (b *Backend) runCopier(ctx context.Context, copierExe string, args []string, mounts []mount.Mount, out io.Writer, what string) error {
+func (b *Copier) runCopier(ctx context.Context, copierExe string, args []string, mounts []mount.Mount, out io.Writer, what string) error {
 	h, err := b.startHelper(ctx, what, copierExe, args, mounts, false, out)
 	if err != nil {
 		return err
@@ -460,7 +480,7 @@ func (b *Backend) runCopier(ctx context.Context, copierExe string, args []string
 	case <-ctx.Done():
 		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
 	case err := <-h.wait.Error:
-		return fmt.Errorf("%s: %s", what, oneLine(err))
+		return fmt.Errorf("%s: %s", what, backend.OneLine(err))
 	case r := <-h.wait.Result:
 		// the exit is known; the output stream ends right after
 		select {
@@ -484,7 +504,7 @@ func lastLine(s string) string {
 // running executable when empty), importing it when missing. Each denv
 // executable file has its own tag, so an upgrade never runs an old copier
 // (old images stay until removed: docker image rm denv/copier:TAG).
-func (b *Backend) copierImage(ctx context.Context, copier string) (string, error) {
+func (b *Copier) copierImage(ctx context.Context, copier string) (string, error) {
 	if copier == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -502,7 +522,7 @@ func (b *Backend) copierImage(ctx context.Context, copier string) (string, error
 	}
 	sum := sha256.Sum256([]byte(key))
 	ref := CopierImageRepo + ":" + hex.EncodeToString(sum[:8])
-	if _, ok, err := b.ImageLabels(ctx, ref); err != nil {
+	if _, ok, err := b.conn.ImageLabels(ctx, ref); err != nil {
 		return "", err
 	} else if ok {
 		return ref, nil
@@ -531,7 +551,7 @@ func (b *Backend) copierImage(ctx context.Context, copier string) (string, error
 	if err := tw.Close(); err != nil {
 		return "", err
 	}
-	if err := b.ImportImage(ctx, ref, &rootfs, `ENTRYPOINT ["/copier"]`, "LABEL "+copierLabel+"=true"); err != nil {
+	if err := b.conn.ImportImage(ctx, ref, &rootfs, `ENTRYPOINT ["/copier"]`, "LABEL "+copierLabel+"=true"); err != nil {
 		return "", err
 	}
 	return ref, nil
@@ -564,48 +584,11 @@ func copierKey(path string) (string, error) {
 func checkStatic(path string, data []byte) error {
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("the copier %s is not a Linux executable: %s", path, oneLine(err))
+		return fmt.Errorf("the copier %s is not a Linux executable: %s", path, backend.OneLine(err))
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			return fmt.Errorf("the copier %s is dynamically linked: build denv with CGO_ENABLED=0 (make build does)", path)
-		}
-	}
-	return nil
-}
-
-// waitCopiers waits until no copier container mounts a volume of the
-// project name: after a copy the engine removes the copier by itself
-// (AutoRemove), which can take a moment, and a volume still mounted by a
-// container cannot be removed.
-func (b *Backend) waitCopiers(ctx context.Context, name string) error {
-	// one call when no copier exists, which is nearly always
-	cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true,
-		Filters: make(client.Filters).Add("label", copierLabel+"=true")})
-	if err != nil {
-		return fmt.Errorf("cannot list containers: %s", oneLine(err))
-	}
-	if len(cs.Items) == 0 {
-		return nil
-	}
-	vs, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: projectFilter(name)})
-	if err != nil {
-		return fmt.Errorf("cannot list volumes: %s", oneLine(err))
-	}
-	for _, v := range vs.Items {
-		cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true,
-			Filters: make(client.Filters).Add("label", copierLabel+"=true").Add("volume", v.Name)})
-		if err != nil {
-			return fmt.Errorf("cannot list containers: %s", oneLine(err))
-		}
-		for _, c := range cs.Items {
-			wctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
-			w := b.api.ContainerWait(wctx, c.ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
-			select {
-			case <-w.Result:
-			case <-w.Error: // gone already, or still there: the removal says
-			}
-			cancel()
 		}
 	}
 	return nil
