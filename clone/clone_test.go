@@ -103,7 +103,9 @@ func TestCheckIndependent(t *testing.T) {
 		want string
 	}{
 		{func(p *types.Project) { p.Volumes["data"] = types.VolumeConfig{Name: "fixed"} }, "volume data has a fixed name (fixed): a clone would share it"},
-		{func(p *types.Project) { p.Networks["default"] = types.NetworkConfig{Name: "dst_default", External: true} }, "network default has a fixed name (dst_default): a clone would share it"},
+		{func(p *types.Project) {
+			p.Networks["default"] = types.NetworkConfig{Name: "dst_default", External: true}
+		}, "network default has a fixed name (dst_default): a clone would share it"},
 		{func(p *types.Project) { p.Services["web"] = types.ServiceConfig{Name: "web", ContainerName: "web"} }, "service web has a fixed container name: a clone cannot have its own"},
 	} {
 		p := project()
