@@ -18,6 +18,7 @@ import (
 	"github.com/alebellu/denv/remote"
 	"github.com/alebellu/denv/resolve"
 	"github.com/alebellu/denv/store"
+	"github.com/alebellu/denv/store/batch"
 )
 
 type addOptions struct {
@@ -83,7 +84,7 @@ func runAdd(cmd *cobra.Command, a *app, opts addOptions, args []string) error {
 		opts:  opts,
 		st:    st,
 		wd:    wd,
-		fetch: &recorder{net: net, files: map[string]store.RemoteFile{}},
+		fetch: batch.NewRecorder(net),
 		batch: map[string]*store.Definition{},
 	}
 	if len(args) == 0 {
@@ -100,7 +101,7 @@ func runAdd(cmd *cobra.Command, a *app, opts addOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := st.Add(defs, ad.fetch.remotes()); err != nil {
+	if err := st.Add(defs, ad.fetch.Remotes()); err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
@@ -117,7 +118,7 @@ type adder struct {
 	opts  addOptions
 	st    *store.Store
 	wd    string
-	fetch *recorder
+	fetch *batch.Recorder
 	batch map[string]*store.Definition
 	roots []localRoot // local files named on the command line
 }
@@ -163,7 +164,7 @@ func (ad *adder) addArg(arg string) error {
 		if _, err := resolve.New(ad.resolveOptions(ad.st, nil)).Resolve(ad.ctx, ref.String()); err != nil {
 			return err
 		}
-		f, ok := ad.fetch.get(ref.String())
+		f, ok := ad.fetch.Get(ref.String())
 		if !ok {
 			return fmt.Errorf("internal: %s resolved without being fetched", ref)
 		}
@@ -275,7 +276,7 @@ func (ad *adder) check() ([]store.Definition, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		ov := overlay{batch: ad.batch, st: ad.st, extra: checkRoot, extraData: []byte("ENV " + n + "\n")}
+		ov := batch.Overlay{Batch: ad.batch, Store: ad.st, Extra: checkRoot, ExtraData: []byte("ENV " + n + "\n")}
 		g, err := resolve.New(ad.resolveOptions(ov, nil)).Resolve(ad.ctx, checkRoot)
 		if err != nil {
 			var list diag.List
@@ -287,28 +288,16 @@ func (ad *adder) check() ([]store.Definition, error) {
 		graphs[n] = g
 		d := *ad.batch[n]
 		d.Images = len(graphImages(g.Envs[1:]))
-		d.Includes = storedIncludes(g, n)
+		d.Includes = batch.StoredIncludes(g, n, checkRoot)
 		defs = append(defs, d)
 	}
 	for _, r := range ad.roots {
 		stored := graphs[r.name]
-		if fingerprint(r.g.Envs, r.g.Root) != fingerprint(stored.Envs[1:], stored.Envs[1]) {
+		if batch.Fingerprint(r.g.Envs, r.g.Root) != batch.Fingerprint(stored.Envs[1:], stored.Envs[1]) {
 			return nil, fmt.Errorf("cannot add %s as %q: its stored copy would resolve its includes to other definitions; add them separately first", ad.batch[r.name].Origin, r.name)
 		}
 	}
 	return defs, nil
-}
-
-// storedIncludes lists the stored definitions the graph of def uses,
-// directly or not, so that none can be removed while def needs it.
-func storedIncludes(g *resolve.Graph, def string) []string {
-	var out []string
-	for _, e := range g.Envs[1:] {
-		if !e.Remote && e.Def != def && e.Def != checkRoot {
-			out = append(out, e.Def)
-		}
-	}
-	return out
 }
 
 // graphImages returns the distinct images of envs, in order of appearance,
@@ -329,110 +318,5 @@ func graphImages(envs []*resolve.Env) []imageUse {
 			}
 		}
 	}
-	return out
-}
-
-// fingerprint describes what a graph runs, leaving out where its
-// definitions were read from and the root's own name.
-func fingerprint(envs []*resolve.Env, root *resolve.Env) string {
-	var b strings.Builder
-	name := func(e *resolve.Env) string {
-		if e == root {
-			return "."
-		}
-		return e.Name
-	}
-	for _, e := range envs {
-		fmt.Fprintf(&b, "env %s\n", name(e))
-		for _, inc := range e.Includes {
-			fmt.Fprintf(&b, " env %s\n", name(inc.Env))
-		}
-		for _, s := range e.Services {
-			fmt.Fprintf(&b, " image %s %s %q\n", s.Name, s.Image, s.Command)
-			for _, l := range s.Links {
-				if l.Service != nil {
-					fmt.Fprintf(&b, "  link %s\n", l.Service.Name)
-				} else {
-					fmt.Fprintf(&b, "  link env %s\n", name(l.Env))
-				}
-			}
-			for _, v := range s.Volumes {
-				fmt.Fprintf(&b, "  volume %d %s %s %s %v\n", v.Kind, v.Name, v.Source, v.Target, v.ReadOnly)
-			}
-			for _, p := range s.Ports {
-				fmt.Fprintf(&b, "  port %d %d %s\n", p.Host, p.Container, p.Protocol)
-			}
-			for _, v := range s.Environ {
-				fmt.Fprintf(&b, "  set %s=%s\n", v.Key, v.Value)
-			}
-		}
-		for _, x := range e.Exposed {
-			fmt.Fprintf(&b, " expose %s %s/%s\n", x.Name, name(x.Service.Env), x.Service.Name)
-		}
-	}
-	return b.String()
-}
-
-// overlay is the store as it will be once the batch is added, plus one
-// extra definition (checkRoot).
-type overlay struct {
-	batch     map[string]*store.Definition
-	st        *store.Store
-	extra     string
-	extraData []byte
-}
-
-// Lookup implements resolve.Store.
-func (o overlay) Lookup(name string) ([]byte, string, bool, error) {
-	if name == o.extra {
-		return o.extraData, "stdin", true, nil
-	}
-	if d, ok := o.batch[name]; ok {
-		return d.Content, d.Origin, true, nil
-	}
-	return o.st.Lookup(name)
-}
-
-// recorder fetches remote files from the network, once each, and keeps
-// them to be cached in the store with the batch. add fetches afresh rather
-// than from the store's cache so that re-adding a reference updates it.
-type recorder struct {
-	net   *remote.Fetcher
-	mu    sync.Mutex
-	files map[string]store.RemoteFile
-}
-
-func (r *recorder) get(key string) (store.RemoteFile, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f, ok := r.files[key]
-	return f, ok
-}
-
-// Fetch implements resolve.Fetcher.
-func (r *recorder) Fetch(ctx context.Context, owner, repo, ref, p string) ([]byte, error) {
-	f := store.RemoteFile{Owner: owner, Repo: repo, Ref: ref, Path: p}
-	if got, ok := r.get(f.String()); ok {
-		return got.Content, nil
-	}
-	data, err := r.net.Fetch(ctx, owner, repo, ref, p)
-	if err != nil {
-		return nil, err
-	}
-	f.Content = data
-	r.mu.Lock()
-	r.files[f.String()] = f
-	r.mu.Unlock()
-	return data, nil
-}
-
-func (r *recorder) remotes() []store.RemoteFile {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]store.RemoteFile, 0, len(r.files))
-	for _, f := range r.files {
-		out = append(out, f)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }
