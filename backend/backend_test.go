@@ -445,7 +445,7 @@ func volumeExists(t *testing.T, docker client.APIClient, name string) bool {
 	return false
 }
 
-func list(t *testing.T, b *backend.Backend) []backend.Env {
+func list(t *testing.T, b *backend.Backend) []backend.EnvState {
 	t.Helper()
 	envs, err := b.List(context.Background())
 	if err != nil {
@@ -454,7 +454,7 @@ func list(t *testing.T, b *backend.Backend) []backend.Env {
 	return envs
 }
 
-func findEnv(t *testing.T, b *backend.Backend, name string) backend.Env {
+func findEnv(t *testing.T, b *backend.Backend, name string) backend.EnvState {
 	t.Helper()
 	for _, e := range list(t, b) {
 		if e.Name == name {
@@ -462,10 +462,10 @@ func findEnv(t *testing.T, b *backend.Backend, name string) backend.Env {
 		}
 	}
 	t.Fatalf("environment %s not listed", name)
-	return backend.Env{}
+	return backend.EnvState{}
 }
 
-func hostPort(t *testing.T, env backend.Env, service string, containerPort uint16) uint16 {
+func hostPort(t *testing.T, env backend.EnvState, service string, containerPort uint16) uint16 {
 	t.Helper()
 	for _, p := range env.Ports {
 		if p.Service == service && p.ContainerPort == containerPort && p.Protocol == "tcp" {

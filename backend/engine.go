@@ -39,7 +39,7 @@ type Engine interface {
 	Logs(ctx context.Context, id string, services []string, follow bool, w io.Writer) error
 	// Status returns the state of each of the environments ids found on
 	// the engine; the ones absent are not in the map.
-	Status(ctx context.Context, ids []string) (map[string]Env, error)
+	Status(ctx context.Context, ids []string) (map[string]EnvState, error)
 	// Endpoints returns the published ports of environment id.
 	Endpoints(ctx context.Context, id string) ([]Port, error)
 	// Volumes returns the engine's names of the named volumes of d.

@@ -27,9 +27,9 @@ const (
 	StatusPartial Status = "partial"
 )
 
-// Env describes an environment, i.e. a compose project, as found on the
+// EnvState describes an environment, i.e. a compose project, as found on the
 // engine.
-type Env struct {
+type EnvState struct {
 	// Name is the compose project name.
 	Name string
 	// Status says whether its containers are running.
@@ -89,7 +89,7 @@ type Container struct {
 // List returns every environment (compose project) on the engine, running
 // or not, sorted by name. It costs one container list call whatever the
 // number of projects.
-func (b *Backend) List(ctx context.Context) ([]Env, error) {
+func (b *Backend) List(ctx context.Context) ([]EnvState, error) {
 	res, err := b.api.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
 		Filters: make(client.Filters).Add("label", api.ProjectLabel),
@@ -105,7 +105,7 @@ func (b *Backend) List(ctx context.Context) ([]Env, error) {
 		name := c.Labels[api.ProjectLabel]
 		byProject[name] = append(byProject[name], c)
 	}
-	envs := make([]Env, 0, len(byProject))
+	envs := make([]EnvState, 0, len(byProject))
 	for name, cs := range byProject {
 		envs = append(envs, summarize(name, cs))
 	}
@@ -124,8 +124,8 @@ func perContainerLabel(k string) bool {
 	return false
 }
 
-func summarize(name string, cs []container.Summary) Env {
-	env := Env{Name: name}
+func summarize(name string, cs []container.Summary) EnvState {
+	env := EnvState{Name: name}
 	services := map[string]bool{}
 	running := 0
 	for i, c := range cs {

@@ -87,12 +87,12 @@ func (e *Engine) Logs(ctx context.Context, id string, services []string, follow 
 
 // Status lists the compose projects once, whatever the number of ids, and
 // keeps those of ids.
-func (e *Engine) Status(ctx context.Context, ids []string) (map[string]backend.Env, error) {
+func (e *Engine) Status(ctx context.Context, ids []string) (map[string]backend.EnvState, error) {
 	running, err := e.conn.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]backend.Env, len(ids))
+	out := make(map[string]backend.EnvState, len(ids))
 	for _, env := range running {
 		if slices.Contains(ids, env.Name) {
 			out[env.Name] = env

@@ -116,8 +116,8 @@ func (e *Engine) Logs(ctx context.Context, id string, services []string, follow 
 }
 
 // Status describes each stack of ids that has services.
-func (e *Engine) Status(ctx context.Context, ids []string) (map[string]backend.Env, error) {
-	out := make(map[string]backend.Env, len(ids))
+func (e *Engine) Status(ctx context.Context, ids []string) (map[string]backend.EnvState, error) {
+	out := make(map[string]backend.EnvState, len(ids))
 	for _, id := range ids {
 		env, ok, err := e.StackEnv(ctx, id)
 		if err != nil {

@@ -416,24 +416,24 @@ func retry(ctx context.Context, f func() error) error {
 	}
 }
 
-// StackEnv describes stack name as an Env (Status from its tasks: running
+// StackEnv describes stack name as an EnvState (Status from its tasks: running
 // when every service runs all it should and something should, stopped when
 // nothing should or does run, partial otherwise); found is false when the
 // stack has no service.
-func (e *Engine) StackEnv(ctx context.Context, name string) (env backend.Env, found bool, err error) {
+func (e *Engine) StackEnv(ctx context.Context, name string) (env backend.EnvState, found bool, err error) {
 	svcs, err := e.Stack(ctx, name)
 	if err != nil {
 		// an engine that left its swarm has no stacks: listing the local
 		// environments must not fail because of it
 		if errors.Is(err, ErrNotSwarmManager) {
-			return backend.Env{}, false, nil
+			return backend.EnvState{}, false, nil
 		}
-		return backend.Env{}, false, err
+		return backend.EnvState{}, false, err
 	}
 	if len(svcs) == 0 {
-		return backend.Env{}, false, nil
+		return backend.EnvState{}, false, nil
 	}
-	env = backend.Env{Name: name}
+	env = backend.EnvState{Name: name}
 	var desired, running uint64
 	complete := true
 	for _, s := range svcs {

@@ -90,7 +90,7 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 	for _, rec := range recs {
 		ids[rec.Engine] = append(ids[rec.Engine], rec.ID)
 	}
-	live := map[string]map[string]backend.Env{}
+	live := map[string]map[string]backend.EnvState{}
 	for _, name := range slices.Sorted(maps.Keys(ids)) {
 		list := ids[name]
 		k, err := engineKindOf(envs.Record{ID: list[0], Engine: name})
@@ -118,7 +118,7 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 }
 
 // merge describes rec with its state on the engine (e, when found).
-func merge(rec envs.Record, e backend.Env, found bool) envJSON {
+func merge(rec envs.Record, e backend.EnvState, found bool) envJSON {
 	j := envJSON{
 		ID:         rec.ID,
 		Definition: rec.Definition,
