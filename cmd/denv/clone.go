@@ -17,7 +17,7 @@ import (
 	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/backend/volumecopy"
 	"github.com/alebellu/denv/clone"
-	"github.com/alebellu/denv/envs"
+	"github.com/alebellu/denv/records"
 )
 
 type cloneOptions struct {
@@ -62,7 +62,7 @@ environment is removed.`,
 func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err error) {
 	out := cmd.OutOrStdout()
 	if opts.name != "" {
-		if err := envs.ValidID(opts.name); err != nil {
+		if err := records.ValidID(opts.name); err != nil {
 			return err
 		}
 	}
@@ -79,7 +79,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		// A stack's volumes live on whichever nodes its tasks ran on.
 		return fmt.Errorf("cannot clone %s: it runs on the %s engine; clone copies local (Docker Compose) environments only", src.ID, src.Engine)
 	}
-	var res *envs.Reservation
+	var res *records.Reservation
 	if opts.name != "" {
 		res, err = es.Reserve(opts.name)
 	} else {
@@ -157,7 +157,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 			return err
 		}
 	}
-	rec := envs.Record{
+	rec := records.Record{
 		ID:         id,
 		Definition: src.Definition,
 		Digest:     digest(yamlDoc),

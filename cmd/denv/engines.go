@@ -11,7 +11,7 @@ import (
 	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/backend/compose"
 	"github.com/alebellu/denv/backend/stack"
-	"github.com/alebellu/denv/envs"
+	"github.com/alebellu/denv/records"
 )
 
 // defaultEngine is --engine's default, and the engine of records written
@@ -29,7 +29,7 @@ type engineKind struct {
 	cloneable bool
 }
 
-// engines is the set of runtimes by name (envs.Record.Engine, --engine):
+// engines is the set of runtimes by name (records.Record.Engine, --engine):
 // a new runtime is one entry here and its implementation of
 // backend.Engine. It is built per call, not kept in a package variable.
 func engines() map[string]engineKind {
@@ -40,7 +40,7 @@ func engines() map[string]engineKind {
 }
 
 // engineKindOf returns the runtime of rec.
-func engineKindOf(rec envs.Record) (engineKind, error) {
+func engineKindOf(rec records.Record) (engineKind, error) {
 	name := rec.Engine
 	if name == "" {
 		name = defaultEngine
@@ -75,7 +75,7 @@ func validEngine(e, publishMode string) error {
 }
 
 // deployment is what an engine needs of rec.
-func deployment(rec envs.Record) backend.Deployment {
+func deployment(rec records.Record) backend.Deployment {
 	return backend.Deployment{ID: rec.ID, Project: rec.Project, WorkDir: rec.WorkDir}
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/backend"
-	"github.com/alebellu/denv/envs"
+	"github.com/alebellu/denv/records"
 )
 
 // statusMissing is the status of a recorded environment that has no
@@ -93,7 +93,7 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 	live := map[string]map[string]backend.EnvState{}
 	for _, name := range slices.Sorted(maps.Keys(ids)) {
 		list := ids[name]
-		k, err := engineKindOf(envs.Record{ID: list[0], Engine: name})
+		k, err := engineKindOf(records.Record{ID: list[0], Engine: name})
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 }
 
 // merge describes rec with its state on the engine (e, when found).
-func merge(rec envs.Record, e backend.EnvState, found bool) envJSON {
+func merge(rec records.Record, e backend.EnvState, found bool) envJSON {
 	j := envJSON{
 		ID:         rec.ID,
 		Definition: rec.Definition,

@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/backend"
-	"github.com/alebellu/denv/envs"
+	"github.com/alebellu/denv/records"
 	"github.com/alebellu/denv/store"
 )
 
@@ -71,7 +71,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 		return err
 	}
 	if opts.name != "" {
-		if err := envs.ValidID(opts.name); err != nil {
+		if err := records.ValidID(opts.name); err != nil {
 			return err
 		}
 	}
@@ -94,7 +94,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	if err != nil {
 		return err
 	}
-	var res *envs.Reservation
+	var res *records.Reservation
 	if opts.name != "" {
 		res, err = es.Reserve(opts.name)
 	} else {
@@ -120,7 +120,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	if err != nil {
 		return err
 	}
-	rec := envs.Record{
+	rec := records.Record{
 		ID:         res.ID(),
 		Definition: g.Root.Def,
 		Digest:     digest(yaml),
@@ -146,7 +146,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 
 // reserveFree claims the first free "base-N", retrying when a concurrent
 // run claims the same one first.
-func reserveFree(es *envs.Store, base string) (*envs.Reservation, error) {
+func reserveFree(es *records.Store, base string) (*records.Reservation, error) {
 	for {
 		id, err := es.FreeID(base)
 		if err != nil {
@@ -201,25 +201,25 @@ func (a *app) backend(ctx context.Context, progress io.Writer) (*backend.Backend
 }
 
 // openEnvs opens the records of started environments, $DENV_HOME/envs.
-func (a *app) openEnvs() (*envs.Store, error) {
+func (a *app) openEnvs() (*records.Store, error) {
 	dir, err := store.DefaultDir()
 	if err != nil {
 		return nil, err
 	}
-	return envs.Open(filepath.Join(dir, "envs"))
+	return records.Open(filepath.Join(dir, "envs"))
 }
 
 // openEnv opens what every command acting on one environment needs: the
 // Docker connection, the records, environment id's record and the engine
 // it runs on (the record says which). The caller closes b.
-func (a *app) openEnv(ctx context.Context, cmd *cobra.Command, id string) (*backend.Backend, backend.Engine, *envs.Store, envs.Record, error) {
+func (a *app) openEnv(ctx context.Context, cmd *cobra.Command, id string) (*backend.Backend, backend.Engine, *records.Store, records.Record, error) {
 	b, err := a.backend(ctx, cmd.ErrOrStderr())
 	if err != nil {
-		return nil, nil, nil, envs.Record{}, err
+		return nil, nil, nil, records.Record{}, err
 	}
 	es, err := a.openEnvs()
 	if err == nil {
-		var rec envs.Record
+		var rec records.Record
 		if rec, err = getRecord(es, id); err == nil {
 			var k engineKind
 			if k, err = engineKindOf(rec); err == nil {
@@ -228,11 +228,11 @@ func (a *app) openEnv(ctx context.Context, cmd *cobra.Command, id string) (*back
 		}
 	}
 	b.Close()
-	return nil, nil, nil, envs.Record{}, err
+	return nil, nil, nil, records.Record{}, err
 }
 
 // getRecord returns the record of id, or a one-line error naming it.
-func getRecord(es *envs.Store, id string) (envs.Record, error) {
+func getRecord(es *records.Store, id string) (records.Record, error) {
 	rec, err := es.Get(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return rec, fmt.Errorf("no environment %q (see 'denv envs --all')", id)

@@ -1,4 +1,4 @@
-// Package envs keeps the records of the environments denv started, one
+// Package records keeps the records of the environments denv started, one
 // directory per environment under $DENV_HOME/envs/<ID>/: record.json (what
 // was started, from which definition, when) and compose.yaml (the exact
 // compiled project). Later commands act on these records, not on a
@@ -6,7 +6,7 @@
 //
 // Creating the directory of an ID is the lock that claims it: two racing
 // runs with the same ID cannot both succeed (see [Store.Reserve]).
-package envs
+package records
 
 import (
 	"encoding/json"
