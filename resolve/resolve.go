@@ -67,24 +67,24 @@ func New(opts Options) *Resolver {
 // github: reference, or a store name. Every problem found is reported in
 // one diag.List.
 func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
-	rn := &run{
-		resolver: r,
-		ctx:      ctx,
-		files:    map[string]*file{},
-		byName:   map[string]*Env{},
-		defOf:    map[*Env]string{},
-		roots:    map[string]string{},
-		onStack:  map[string]bool{},
+	s := &run{
+		r:       r,
+		ctx:     ctx,
+		files:   map[string]*file{},
+		byName:  map[string]*Env{},
+		defOf:   map[*Env]string{},
+		roots:   map[string]string{},
+		onStack: map[string]bool{},
 	}
-	f, err := rn.root(arg)
+	f, err := s.root(arg)
 	if err != nil {
 		return nil, err
 	}
 	name := lastElem(f.loc.defName())
 	g := &Graph{}
-	rn.graph = g
-	g.Root = rn.instantiate(f, name, diag.Pos{})
-	if err := rn.diags.Err(); err != nil {
+	s.graph = g
+	g.Root = s.instantiate(f, name, diag.Pos{})
+	if err := s.diags.Err(); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -92,16 +92,16 @@ func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
 
 // run is the state of one Resolve call.
 type run struct {
-	resolver *Resolver
-	ctx      context.Context
-	graph    *Graph
-	diags    diag.List
-	files    map[string]*file  // parsed files by location key
-	byName   map[string]*Env   // instances by name
-	defOf    map[*Env]string   // instance -> location key of its definition
-	roots    map[string]string // directory -> source root, for local files
-	stack    []frame           // the includes being resolved, for cycles
-	onStack  map[string]bool   // location keys of the stack's files
+	r       *Resolver
+	ctx     context.Context
+	graph   *Graph
+	diags   diag.List
+	files   map[string]*file  // parsed files by location key
+	byName  map[string]*Env   // instances by name
+	defOf   map[*Env]string   // instance -> location key of its definition
+	roots   map[string]string // directory -> source root, for local files
+	stack   []frame           // the includes being resolved, for cycles
+	onStack map[string]bool   // location keys of the stack's files
 }
 
 type frame struct {
@@ -113,14 +113,14 @@ type frame struct {
 // errorf records a diagnostic. String arguments are the user's words and
 // may be up to a megabyte long: they are shortened so that the message
 // stays a readable line.
-func (r *run) errorf(pos diag.Pos, format string, args ...any) {
+func (s *run) errorf(pos diag.Pos, format string, args ...any) {
 	const maxArg = 200
 	for i, a := range args {
 		if w, ok := a.(string); ok && len(w) > maxArg {
 			args[i] = strings.ToValidUTF8(w[:maxArg/2], "") + "..." + strings.ToValidUTF8(w[len(w)-maxArg/4:], "")
 		}
 	}
-	r.diags = append(r.diags, diag.Errorf(pos, format, args...))
+	s.diags = append(s.diags, diag.Errorf(pos, format, args...))
 }
 
 // file is one located and parsed definition.
@@ -152,8 +152,8 @@ func (r *run) root(arg string) (*file, error) {
 			return r.load(r.fileLoc(abs+".denv"), diag.Pos{})
 		}
 		tried = append(tried, r.display(abs+".denv"))
-		if r.resolver.opts.Store != nil && validDefName(arg) == nil {
-			data, origin, found, err := r.resolver.opts.Store.Lookup(arg)
+		if r.r.opts.Store != nil && validDefName(arg) == nil {
+			data, origin, found, err := r.r.opts.Store.Lookup(arg)
 			if err != nil {
 				return nil, err
 			}
@@ -175,12 +175,12 @@ func (r *run) load(loc location, pos diag.Pos) (*file, error) {
 	var err error
 	switch loc.kind {
 	case kindFile:
-		data, err = r.resolver.opts.ReadFile(loc.path)
+		data, err = r.r.opts.ReadFile(loc.path)
 	case kindRemote:
-		if r.resolver.opts.Fetcher == nil {
+		if r.r.opts.Fetcher == nil {
 			return nil, fmt.Errorf("cannot fetch %s: remote definitions are not enabled", loc.key())
 		}
-		data, err = r.resolver.opts.Fetcher.Fetch(r.ctx, loc.owner, loc.repo, loc.ref, loc.path)
+		data, err = r.r.opts.Fetcher.Fetch(r.ctx, loc.owner, loc.repo, loc.ref, loc.path)
 	default:
 		return nil, fmt.Errorf("internal: load of store definition %q", loc.path)
 	}
@@ -209,7 +209,7 @@ func (r *run) fromStore(name string, data []byte, origin string, pos diag.Pos) (
 }
 
 func (r *run) parse(loc location, data []byte) (*file, error) {
-	ast, err := r.resolver.parser.Parse(r.display(loc.displayPath()), data)
+	ast, err := r.r.parser.Parse(r.display(loc.displayPath()), data)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +268,7 @@ func (r *run) lookup(from *file, ref string, pos diag.Pos) (*file, error) {
 		}
 		tried = append(tried, r.display(c.displayPath()))
 	}
-	if r.resolver.opts.Store != nil {
+	if r.r.opts.Store != nil {
 		f, found, err := r.storeLookup(ref, pos)
 		if found || err != nil {
 			return f, err
@@ -279,10 +279,10 @@ func (r *run) lookup(from *file, ref string, pos diag.Pos) (*file, error) {
 }
 
 func (r *run) storeLookup(name string, pos diag.Pos) (*file, bool, error) {
-	if r.resolver.opts.Store == nil {
+	if r.r.opts.Store == nil {
 		return nil, false, nil
 	}
-	data, origin, found, err := r.resolver.opts.Store.Lookup(name)
+	data, origin, found, err := r.r.opts.Store.Lookup(name)
 	if err != nil || !found {
 		return nil, false, err
 	}
@@ -317,10 +317,10 @@ func (r *run) fileLoc(abs string) location {
 
 // display shows a file path relative to the working directory.
 func (r *run) display(p string) string {
-	if !filepath.IsAbs(p) || r.resolver.opts.WorkDir == "" {
+	if !filepath.IsAbs(p) || r.r.opts.WorkDir == "" {
 		return p
 	}
-	rel, err := filepath.Rel(r.resolver.opts.WorkDir, p)
+	rel, err := filepath.Rel(r.r.opts.WorkDir, p)
 	if err != nil {
 		return p
 	}

@@ -22,11 +22,11 @@ var (
 )
 
 // addService resolves one IMAGE (clauses may be nil for IMAGES).
-func (r *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*grammar.Clause) {
+func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*grammar.Clause) {
 	pos := grammar.Position(ref.Pos)
 	named, err := reference.ParseNormalizedNamed(ref.Value)
 	if err != nil {
-		r.errorf(pos, "invalid image reference %q: %v", ref.Value, err)
+		s.errorf(pos, "invalid image reference %q: %v", ref.Value, err)
 		sc.failed[ref.Value] = true
 		return
 	}
@@ -38,7 +38,7 @@ func (r *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 		switch {
 		case c.As != nil:
 			if asPos != nil {
-				r.errorf(cpos, "second AS for this image (the first is at %s)", asPos)
+				s.errorf(cpos, "second AS for this image (the first is at %s)", asPos)
 				continue
 			}
 			asPos = &cpos
@@ -49,39 +49,39 @@ func (r *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 			}
 		case c.Port != nil:
 			for _, w := range c.Port {
-				r.port(svc, w)
+				s.port(svc, w)
 			}
 		case c.Volume != nil:
-			r.volume(f, svc, c.Volume)
+			s.volume(f, svc, c.Volume)
 		case c.Set != nil:
-			r.set(svc, c.Set)
+			s.set(svc, c.Set)
 		case c.Cmd != nil:
 			if cmdPos != nil {
-				r.errorf(cpos, "second CMD for this image (the first is at %s)", cmdPos)
+				s.errorf(cpos, "second CMD for this image (the first is at %s)", cmdPos)
 				continue
 			}
 			cmdPos = &cpos
-			r.cmd(svc, c.Cmd)
+			s.cmd(svc, c.Cmd)
 		}
 	}
 	if !envName.MatchString(svc.Name) {
-		r.errorf(namePos, "invalid service name %q: use lowercase letters, digits, '.', '_' and '-'", svc.Name)
+		s.errorf(namePos, "invalid service name %q: use lowercase letters, digits, '.', '_' and '-'", svc.Name)
 		sc.failed[svc.Name] = true
 		return
 	}
 	if prev, ok := sc.services[svc.Name]; ok {
-		r.errorf(pos, "two services named %q: %s and here; give one a name with AS", svc.Name, prev.Pos)
+		s.errorf(pos, "two services named %q: %s and here; give one a name with AS", svc.Name, prev.Pos)
 		return
 	}
 	sc.services[svc.Name] = svc
 	sc.env.Services = append(sc.env.Services, svc)
 }
 
-func (r *run) port(svc *Service, w *grammar.Word) {
+func (s *run) port(svc *Service, w *grammar.Word) {
 	pos := grammar.Position(w.Pos)
 	m := portRule.FindStringSubmatch(w.Value)
 	if m == nil {
-		r.errorf(pos, "invalid port %q: want PORT, HOST:PORT or either with /tcp or /udp", w.Value)
+		s.errorf(pos, "invalid port %q: want PORT, HOST:PORT or either with /tcp or /udp", w.Value)
 		return
 	}
 	p := Port{Protocol: "tcp", Pos: pos}
@@ -90,21 +90,21 @@ func (r *run) port(svc *Service, w *grammar.Word) {
 	}
 	c, err := portNumber(m[2])
 	if err != nil {
-		r.errorf(pos, "invalid port %q: %v", w.Value, err)
+		s.errorf(pos, "invalid port %q: %v", w.Value, err)
 		return
 	}
 	p.Container = c
 	if m[1] != "" {
 		h, err := portNumber(m[1])
 		if err != nil {
-			r.errorf(pos, "invalid port %q: %v", w.Value, err)
+			s.errorf(pos, "invalid port %q: %v", w.Value, err)
 			return
 		}
 		p.Host = h
 	}
 	for _, prev := range svc.Ports {
 		if prev.Container == p.Container && prev.Protocol == p.Protocol {
-			r.errorf(pos, "port %d/%s is declared twice (first at %s)", p.Container, p.Protocol, prev.Pos)
+			s.errorf(pos, "port %d/%s is declared twice (first at %s)", p.Container, p.Protocol, prev.Pos)
 			return
 		}
 	}
@@ -121,7 +121,7 @@ func portNumber(s string) (uint16, error) {
 
 // volume interprets name:/path, /path and ./dir:/path, each with an optional
 // :ro or :rw.
-func (r *run) volume(f *file, svc *Service, w *grammar.Word) {
+func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 	pos := grammar.Position(w.Pos)
 	parts := strings.Split(w.Value, ":")
 	v := Volume{Pos: pos}
@@ -136,11 +136,11 @@ func (r *run) volume(f *file, svc *Service, w *grammar.Word) {
 	case 2:
 		src, v.Target = parts[0], parts[1]
 	default:
-		r.errorf(pos, "invalid volume %q: want NAME:/PATH, /PATH or ./DIR:/PATH, optionally with :ro", w.Value)
+		s.errorf(pos, "invalid volume %q: want NAME:/PATH, /PATH or ./DIR:/PATH, optionally with :ro", w.Value)
 		return
 	}
 	if !strings.HasPrefix(v.Target, "/") {
-		r.errorf(pos, "invalid volume %q: the container path %q must be absolute", w.Value, v.Target)
+		s.errorf(pos, "invalid volume %q: the container path %q must be absolute", w.Value, v.Target)
 		return
 	}
 	v.Target = path.Clean(v.Target)
@@ -149,37 +149,37 @@ func (r *run) volume(f *file, svc *Service, w *grammar.Word) {
 		v.Kind = NamedVolume
 		v.Name = svc.Name + "-" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(v.Target), "-"), "-")
 		if v.Target == "/" {
-			r.errorf(pos, "invalid volume %q: cannot mount a volume on /", w.Value)
+			s.errorf(pos, "invalid volume %q: cannot mount a volume on /", w.Value)
 			return
 		}
 	case strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.HasPrefix(src, "~"):
 		v.Kind = BindMount
-		if svc.Env.Remote && !r.resolver.opts.AllowRemoteBinds {
-			r.errorf(pos, "remote definition may not bind the host path %q (allow it explicitly to trust this source)", src)
+		if svc.Env.Remote && !s.r.opts.AllowRemoteBinds {
+			s.errorf(pos, "remote definition may not bind the host path %q (allow it explicitly to trust this source)", src)
 			return
 		}
 		if strings.HasPrefix(src, "~") {
-			r.errorf(pos, "invalid volume %q: '~' is not expanded; use a path relative to the definition or an absolute one", w.Value)
+			s.errorf(pos, "invalid volume %q: '~' is not expanded; use a path relative to the definition or an absolute one", w.Value)
 			return
 		}
 		if !filepath.IsAbs(src) {
 			base := f.loc.bindBase()
 			if base == "" {
-				base = r.resolver.opts.WorkDir
+				base = s.r.opts.WorkDir
 			}
 			src = filepath.Join(base, filepath.FromSlash(src))
 		}
 		v.Source = filepath.Clean(src)
 	default:
 		if !volumeRule.MatchString(src) {
-			r.errorf(pos, "invalid volume name %q: use lowercase letters, digits, '.', '_' and '-'", src)
+			s.errorf(pos, "invalid volume name %q: use lowercase letters, digits, '.', '_' and '-'", src)
 			return
 		}
 		v.Kind, v.Name = NamedVolume, src
 	}
 	for _, prev := range svc.Volumes {
 		if prev.Target == v.Target {
-			r.errorf(pos, "two volumes mounted on %s (first at %s)", v.Target, prev.Pos)
+			s.errorf(pos, "two volumes mounted on %s (first at %s)", v.Target, prev.Pos)
 			return
 		}
 	}
@@ -188,33 +188,33 @@ func (r *run) volume(f *file, svc *Service, w *grammar.Word) {
 
 var nonName = regexp.MustCompile(`[^a-z0-9_.-]+`)
 
-func (r *run) set(svc *Service, st *grammar.Set) {
+func (s *run) set(svc *Service, st *grammar.Set) {
 	pos := grammar.Position(st.Pos)
 	if !envKeyRule.MatchString(st.Key) {
-		r.errorf(pos, "invalid variable name %q: use letters, digits and '_', not starting with a digit", st.Key)
+		s.errorf(pos, "invalid variable name %q: use letters, digits and '_', not starting with a digit", st.Key)
 		return
 	}
 	for _, prev := range svc.Environ {
 		if prev.Key == st.Key {
-			r.errorf(pos, "%s is set twice (first at %s)", st.Key, prev.Pos)
+			s.errorf(pos, "%s is set twice (first at %s)", st.Key, prev.Pos)
 			return
 		}
 	}
 	svc.Environ = append(svc.Environ, EnvVar{Key: st.Key, Value: st.Value, Pos: pos})
 }
 
-func (r *run) cmd(svc *Service, c *grammar.Cmd) {
+func (s *run) cmd(svc *Service, c *grammar.Cmd) {
 	if c.Shell == nil {
 		svc.Command = c.Exec
 		return
 	}
 	words, err := shellwords.Parse(*c.Shell)
 	if err != nil {
-		r.errorf(grammar.Position(c.Pos), "invalid CMD %q: %v", *c.Shell, err)
+		s.errorf(grammar.Position(c.Pos), "invalid CMD %q: %v", *c.Shell, err)
 		return
 	}
 	if len(words) == 0 {
-		r.errorf(grammar.Position(c.Pos), "empty CMD")
+		s.errorf(grammar.Position(c.Pos), "empty CMD")
 		return
 	}
 	svc.Command = words
