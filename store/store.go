@@ -149,7 +149,7 @@ func defaultDir(getenv func(string) string, home func() (string, error)) (string
 	return filepath.Join(h, ".local", "share", "denv"), nil
 }
 
-// Open opens the store in dir, creating the directory (mode 0o755) if it
+// Open opens the store in dir, creating the directory (mode 0o700: definitions may hold secrets) if it
 // does not exist.
 func Open(dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
