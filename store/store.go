@@ -406,6 +406,23 @@ func (s *Store) CachedRemote(owner, repo, ref, path string) (data []byte, ok boo
 	return data, ok, err
 }
 
+// CachesRepository reports whether any file of owner/repo at ref is
+// cached: the repository was seen at that ref by an add, which fetched every
+// file its graph probes and refused any failure but "not found".
+func (s *Store) CachesRepository(owner, repo, ref string) (bool, error) {
+	var found bool
+	err := s.read(func(idx *index) error {
+		for _, e := range idx.Remotes {
+			if e.Owner == owner && e.Repo == repo && e.Ref == ref {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
 // readObject reads the object with the given digest and checks it.
 func (s *Store) readObject(digest, what string) ([]byte, error) {
 	p := s.objectPath(digest)
