@@ -112,6 +112,10 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		s.diags = append(s.diags, diag.Errorf(pos, "include cycle: %s", s.cycle(i, f)))
 		return
 	}
+	if f.loc.kind == kindRemote && len(s.stack) >= MaxRemoteDepth {
+		s.errorf(pos, "remote includes nest deeper than %d: %s is not included", MaxRemoteDepth, f.loc.defName())
+		return
+	}
 	env, ok := s.byName[name]
 	switch {
 	case !ok:

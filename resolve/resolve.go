@@ -45,7 +45,8 @@ type Options struct {
 	Fetcher Fetcher
 	// AllowRemoteBinds lets remote definitions bind host paths.
 	AllowRemoteBinds bool
-	// ReadFile reads local files; nil means os.ReadFile.
+	// ReadFile reads local files; nil means a reader that refuses files
+	// that are not regular and reads at most grammar.MaxFileSize+1 bytes.
 	ReadFile func(name string) ([]byte, error)
 }
 
@@ -58,7 +59,7 @@ type Resolver struct {
 // New returns a Resolver.
 func New(opts Options) *Resolver {
 	if opts.ReadFile == nil {
-		opts.ReadFile = os.ReadFile
+		opts.ReadFile = readDefFile
 	}
 	return &Resolver{opts: opts, parser: grammar.NewParser()}
 }
@@ -102,6 +103,8 @@ type run struct {
 	roots   map[string]string // directory -> source root, for local files
 	stack   []frame           // the includes being resolved, for cycles
 	onStack map[string]bool   // location keys of the stack's files
+	// remoteFiles counts the remote files loaded, for MaxRemoteFiles
+	remoteFiles int
 }
 
 type frame struct {
@@ -180,12 +183,18 @@ func (r *run) load(loc location, pos diag.Pos) (*file, error) {
 		if r.r.opts.Fetcher == nil {
 			return nil, fmt.Errorf("cannot fetch %s: remote definitions are not enabled", loc.key())
 		}
+		if r.remoteFiles >= MaxRemoteFiles {
+			return nil, fmt.Errorf("cannot fetch %s: the graph has more than %d remote files", loc.key(), MaxRemoteFiles)
+		}
 		data, err = r.r.opts.Fetcher.Fetch(r.ctx, loc.owner, loc.repo, loc.ref, loc.path)
 	default:
 		return nil, fmt.Errorf("internal: load of store definition %q", loc.path)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if loc.kind == kindRemote {
+		r.remoteFiles++
 	}
 	return r.parse(loc, data)
 }
