@@ -154,7 +154,7 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 		}
 	case strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.HasPrefix(src, "~"):
 		v.Kind = BindMount
-		if svc.Env.Remote && !s.r.opts.AllowRemoteBinds {
+		if svc.Env.Remote && !s.r.opts.AllowRemoteBinds && !s.hostBinds {
 			s.errorf(pos, "remote definition may not bind the host path %q (allow it explicitly to trust this source)", src)
 			return
 		}

@@ -33,6 +33,8 @@ type defEntry struct {
 	Added    string   `json:"added"`
 	Images   int      `json:"images"`
 	Includes []string `json:"includes"`
+	// HostBinds: added with --allow-host-binds (see Definition.HostBinds)
+	HostBinds bool `json:"allow_host_binds,omitempty"`
 }
 
 type remoteEntry struct {
@@ -50,12 +52,13 @@ func (e defEntry) definition() (Definition, error) {
 		return Definition{}, fmt.Errorf("store index is damaged: definition %q has added time %q", e.Name, e.Added)
 	}
 	return Definition{
-		Name:     e.Name,
-		Origin:   e.Origin,
-		Digest:   e.SHA256,
-		Added:    added.UTC(),
-		Images:   e.Images,
-		Includes: slices.Clone(e.Includes),
+		Name:      e.Name,
+		Origin:    e.Origin,
+		Digest:    e.SHA256,
+		Added:     added.UTC(),
+		Images:    e.Images,
+		Includes:  slices.Clone(e.Includes),
+		HostBinds: e.HostBinds,
 	}, nil
 }
 

@@ -106,6 +106,10 @@ type Definition struct {
 	// definition is included by another, Remove refuses it unless forced.
 	// Add stores it sorted and without duplicates.
 	Includes []string
+	// HostBinds records that the user added the definition with
+	// --allow-host-binds: its remote files may bind host paths when it is
+	// compiled or run by its name.
+	HostBinds bool
 }
 
 // RemoteFile is a remote file cached in the store: PATH.denv of the GitHub
@@ -210,12 +214,13 @@ func (s *Store) Add(defs []Definition, remotes []RemoteFile) error {
 				return err
 			}
 			idx.putDef(defEntry{
-				Name:     d.Name,
-				Origin:   d.Origin,
-				SHA256:   digest,
-				Added:    added,
-				Images:   d.Images,
-				Includes: d.Includes,
+				Name:      d.Name,
+				Origin:    d.Origin,
+				SHA256:    digest,
+				Added:     added,
+				Images:    d.Images,
+				Includes:  d.Includes,
+				HostBinds: d.HostBinds,
 			})
 		}
 		for _, r := range remotes {

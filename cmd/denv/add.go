@@ -139,7 +139,7 @@ func (ad *adder) put(name string, content []byte, origin string) error {
 		}
 		return fmt.Errorf("cannot store both %s and %s as %q", old.Origin, origin, name)
 	}
-	ad.batch[name] = &store.Definition{Name: name, Content: content, Origin: origin}
+	ad.batch[name] = &store.Definition{Name: name, Content: content, Origin: origin, HostBinds: ad.opts.allowHostBinds}
 	return nil
 }
 

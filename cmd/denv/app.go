@@ -92,6 +92,10 @@ func (a *app) resolveOptions(st *store.Store) (resolve.Options, error) {
 	opts := resolve.Options{WorkDir: wd, Fetcher: fetcher{st: st, net: net}}
 	if st != nil {
 		opts.Store = st
+		opts.StoredHostBinds = func(name string) bool {
+			d, err := st.Get(name)
+			return err == nil && d.HostBinds
+		}
 	}
 	return opts, nil
 }
