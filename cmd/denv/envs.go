@@ -124,6 +124,12 @@ func merge(rec envs.Record, e backend.Env, found bool) envJSON {
 		ClonedFrom: rec.ClonedFrom,
 		Digest:     rec.Digest,
 	}
+	if rec.Damaged != "" {
+		j.Definition = "(damaged record: " + rec.Damaged + ")"
+		if !found {
+			j.Status = "damaged"
+		}
+	}
 	if !found {
 		return j
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/envs"
 )
 
 func newStartCmd(a *app) *cobra.Command {
@@ -94,6 +95,16 @@ are kept unless --volumes is given.`,
 
 func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 	ctx := cmd.Context()
+	if es, err := a.openEnvs(); err == nil {
+		if _, err := es.Get(id); errors.Is(err, envs.ErrDamaged) {
+			// Which engine it ran on is unknown: remove the record only.
+			if err := es.Remove(id); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "removed the damaged record of %q; containers of project %q, if any, are left running\n", id, id)
+			return nil
+		}
+	}
 	b, es, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
