@@ -171,7 +171,7 @@ func TestDamagedRecordListedAndRemovable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := r.Commit(Record{Definition: "d-" + id, Engine: "local", Project: []byte("name: " + id + "\n")}); err != nil {
+		if err := r.Commit(Record{ID: id, Definition: "d-" + id, Engine: "local", Project: []byte("name: " + id + "\n")}); err != nil {
 			t.Fatal(err)
 		}
 	}
