@@ -141,7 +141,11 @@ func DefaultDir() (string, error) {
 
 func defaultDir(getenv func(string) string, home func() (string, error)) (string, error) {
 	if d := getenv("DENV_HOME"); d != "" {
-		return filepath.Abs(d)
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return "", err
+		}
+		return abs, checkHome(abs)
 	}
 	if d := getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "denv"), nil
@@ -151,6 +155,27 @@ func defaultDir(getenv func(string) string, home func() (string, error)) (string
 		return "", fmt.Errorf("cannot locate the definition store, set DENV_HOME: %w", err)
 	}
 	return filepath.Join(h, ".local", "share", "denv"), nil
+}
+
+// checkHome says what is wrong with a DENV_HOME that exists but cannot be
+// the store's directory, where creating it later would only say "mkdir
+// ...: file exists".
+func checkHome(dir string) error {
+	lst, err := os.Lstat(dir)
+	if err != nil {
+		return nil // missing: the first write creates it
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil && lst.Mode()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(dir)
+		return fmt.Errorf("DENV_HOME %s is a symlink to %s, which does not exist: create that directory or point DENV_HOME elsewhere", dir, target)
+	case err != nil:
+		return fmt.Errorf("DENV_HOME %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("DENV_HOME %s is not a directory", dir)
+	}
+	return nil
 }
 
 // Open opens the store in dir, creating the directory (mode 0o700: definitions may hold secrets) if it
