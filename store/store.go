@@ -375,6 +375,37 @@ func (s *Store) Lookup(name string) (data []byte, origin string, found bool, err
 	return d.Content, d.Origin, true, nil
 }
 
+// ReplacedLocals describes the stored definitions that adding defs would
+// replace where that silently changes other definitions: a definition of
+// defs with a remote (github:) origin whose name is stored with a local
+// origin and included by other stored definitions. Each is one phrase:
+// NAME (from ORIGIN, included by A, B).
+func (s *Store) ReplacedLocals(defs []Definition) ([]string, error) {
+	var out []string
+	err := s.read(func(idx *index) error {
+		for _, d := range defs {
+			if !strings.HasPrefix(d.Origin, "github:") {
+				continue
+			}
+			old, ok := idx.findDef(d.Name)
+			if !ok || strings.HasPrefix(old.Origin, "github:") {
+				continue
+			}
+			var by []string
+			for _, e := range idx.Definitions {
+				if e.Name != d.Name && slices.Contains(e.Includes, d.Name) {
+					by = append(by, e.Name)
+				}
+			}
+			if len(by) > 0 {
+				out = append(out, fmt.Sprintf("%s (from %s, included by %s)", d.Name, old.Origin, strings.Join(by, ", ")))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // List returns every stored definition sorted by name, without content.
 func (s *Store) List() ([]Definition, error) {
 	// The index is replaced by rename, so reading it needs no lock.

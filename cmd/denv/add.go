@@ -23,6 +23,7 @@ import (
 type addOptions struct {
 	name           string
 	allowHostBinds bool
+	force          bool
 }
 
 func newAddCmd(a *app) *cobra.Command {
@@ -45,6 +46,7 @@ written unless every argument resolves.`,
 	}
 	cmd.Flags().StringVar(&opts.name, "name", "", "store the definition as `NAME` (one argument or standard input)")
 	cmd.Flags().BoolVar(&opts.allowHostBinds, "allow-host-binds", false, "let remote definitions bind host paths")
+	cmd.Flags().BoolVarP(&opts.force, "force", "f", false, "let a remote definition replace a local stored one that others include")
 	return cmd
 }
 
@@ -99,6 +101,15 @@ func runAdd(cmd *cobra.Command, a *app, opts addOptions, args []string) error {
 	defs, err := ad.check()
 	if err != nil {
 		return err
+	}
+	if !opts.force {
+		replaced, err := st.ReplacedLocals(defs)
+		if err != nil {
+			return err
+		}
+		if len(replaced) > 0 {
+			return fmt.Errorf("adding would replace the local definition %s with a remote one; use --force to replace it", strings.Join(replaced, "; "))
+		}
 	}
 	if err := st.Add(defs, ad.fetch.remotes()); err != nil {
 		return err
