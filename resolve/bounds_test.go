@@ -97,3 +97,16 @@ func TestRemoteFanOutBounded(t *testing.T) {
 		t.Errorf("%d fetches for a bound of %d files", len(repos.fetched), resolve.MaxRemoteFiles)
 	}
 }
+
+// TestNameClashWithRootNamesRootFile: an include whose name is the root's
+// said "(included at )" with an empty position; it names the root's file.
+func TestNameClashWithRootNamesRootFile(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"app.denv":     "ENV sub/app\nIMAGES ex/x\n",
+		"sub/app.denv": "IMAGES ex/y\n",
+	})
+	_, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(context.Background(), filepath.Join(dir, "app.denv"))
+	if err == nil || strings.Contains(err.Error(), "(included at )") || !strings.Contains(err.Error(), "(included at app.denv)") {
+		t.Fatalf("err = %v, want the root's file named", err)
+	}
+}

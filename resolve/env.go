@@ -122,7 +122,9 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		env = s.instantiate(f, name, pos)
 	case s.defOf[env] != f.loc.key():
 		other := env.Pos.Short()
-		if env == s.graph.Root {
+		if env.Pos.File == "" {
+			// the root: it has no include position (and graph.Root is
+			// only set once the whole graph is resolved)
 			other = env.File
 		}
 		s.errorf(pos, "environment name %q is used by two definitions: %s (included at %s) and %s; rename one with AS", name, env.Def, other, f.loc.defName())
