@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/envs"
+	"github.com/alebellu/denv/store"
 )
 
 func newStartCmd(a *app) *cobra.Command {
@@ -95,7 +98,13 @@ are kept unless --volumes is given.`,
 
 func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 	ctx := cmd.Context()
-	if es, err := a.openEnvs(); err == nil {
+	// A damaged record is removed without the daemon; openEnvs creates
+	// the records' directory, so look for the record's own first.
+	if recordDirExists(id) {
+		es, err := a.openEnvs()
+		if err != nil {
+			return err
+		}
 		if _, err := es.Get(id); errors.Is(err, envs.ErrDamaged) {
 			// Which engine it ran on is unknown: remove the record only.
 			if err := es.Remove(id); err != nil {
@@ -131,4 +140,14 @@ func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 		return err
 	}
 	return es.Remove(id)
+}
+
+// recordDirExists reports whether environment id has a record directory.
+func recordDirExists(id string) bool {
+	dir, err := store.DefaultDir()
+	if err != nil || envs.ValidID(id) != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "envs", id))
+	return err == nil
 }
