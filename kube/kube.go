@@ -358,6 +358,38 @@ func (b *builder) service(sc types.ServiceConfig) error {
 	return nil
 }
 
+// escapeExpansions escapes each word of a command (see escapeExpansion).
+func escapeExpansions(words []string) []string {
+	if words == nil {
+		return nil
+	}
+	out := make([]string, len(words))
+	for i, w := range words {
+		out[i] = escapeExpansion(w)
+	}
+	return out
+}
+
+// escapeExpansion makes s reach the container literally. Kubernetes expands
+// $(VAR) in command, args and env values (to another variable of the
+// container, such as a secret SET beside it) and reduces $$ to $; compose
+// and swarm do neither, so without this one definition would mean different
+// things on different targets. A '$' followed by '(' or '$' is doubled;
+// any other '$' is left as it is, which Kubernetes keeps as written.
+func escapeExpansion(s string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(s[i])
+		if s[i] == '$' && i+1 < len(s) && (s[i+1] == '(' || s[i+1] == '$') {
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
 func (b *builder) deployment(sc types.ServiceConfig, ps []port) (*appsv1.Deployment, error) {
 	podLabels := b.selector(sc.Name)
 	if env := sc.Labels[compile.LabelEnvironment]; env != "" {
@@ -370,14 +402,14 @@ func (b *builder) deployment(sc types.ServiceConfig, ps []port) (*appsv1.Deploym
 		Name:            sc.Name,
 		Image:           sc.Image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Args:            []string(sc.Command),
+		Args:            escapeExpansions(sc.Command),
 	}
 	for _, k := range slices.Sorted(maps.Keys(sc.Environment)) {
 		v := ""
 		if p := sc.Environment[k]; p != nil {
 			v = *p
 		}
-		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: v})
+		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: escapeExpansion(v)})
 	}
 	for _, p := range ps {
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: portName(p), ContainerPort: p.target, Protocol: p.protocol})

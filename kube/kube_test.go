@@ -270,3 +270,71 @@ func TestProjectNameClash(t *testing.T) {
 		t.Errorf("error %v, want one naming --name", err)
 	}
 }
+
+// TestDollarEscaped: Kubernetes expands $(VAR) in args and env values,
+// which turned `CMD "echo $(TOKEN)"` into an echo of the secret TOKEN. The
+// golden file shows the escaped manifests; expanding them the way the
+// kubelet does must give back exactly the compiled (compose) values.
+func TestDollarEscaped(t *testing.T) {
+	p := goldentest.Project(t, "testdata", "dollar.denv")
+	out, err := kube.Manifests(p, kube.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goldentest.Compare(t, filepath.Join("testdata", "dollar.yaml"), out, *update, "./kube")
+	objs := decodeStrict(t, out)
+	d, ok := objs["Deployment/app"].(*appsv1.Deployment)
+	if !ok {
+		t.Fatalf("no Deployment/app in\n%s", out)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	vars := map[string]string{}
+	for _, e := range c.Env {
+		vars[e.Name] = e.Value
+	}
+	sc := p.Services["app"]
+	for i, a := range c.Args {
+		if got, want := kubeExpand(a, vars), sc.Command[i]; got != want {
+			t.Errorf("arg %d expands to %q, want %q", i, got, want)
+		}
+	}
+	for _, e := range c.Env {
+		if got, want := kubeExpand(e.Value, vars), *sc.Environment[e.Name]; got != want {
+			t.Errorf("env %s expands to %q, want %q", e.Name, got, want)
+		}
+	}
+}
+
+// kubeExpand is the kubelet's expansion of command, args and env values
+// (k8s.io/kubernetes third_party/forked/golang/expansion): $$ is $, $(NAME)
+// of a known variable is its value, anything else stays as written.
+func kubeExpand(s string, vars map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch next := s[i+1]; {
+		case next == '$':
+			b.WriteByte('$')
+			i++
+		case next == '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vars[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}

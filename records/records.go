@@ -66,7 +66,19 @@ type Record struct {
 	// Project is the exact compiled compose YAML that was started. It is
 	// stored beside the record as compose.yaml, not inside record.json.
 	Project []byte `json:"-"`
+	// Damaged is set by List, instead of failing, for a record that
+	// cannot be read: the one-line reason. Only ID is set then.
+	Damaged string `json:"-"`
 }
+
+// ErrDamaged is matched by the error of Get for a record that exists but
+// cannot be read or decoded; Remove still removes it.
+var ErrDamaged = errors.New("damaged environment record")
+
+type damagedError struct{ err error }
+
+func (e damagedError) Error() string   { return e.err.Error() }
+func (e damagedError) Unwrap() []error { return []error{e.err, ErrDamaged} }
 
 // Store is the directory holding the environment records.
 type Store struct {
@@ -156,11 +168,11 @@ func (s *Store) get(id string, withProject bool) (Record, error) {
 		return Record{}, fmt.Errorf("no environment %q: %w", id, fs.ErrNotExist)
 	}
 	if err != nil {
-		return Record{}, err
+		return Record{}, damagedError{err}
 	}
 	var rec Record
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return Record{}, fmt.Errorf("%s: %w", filepath.Join(dir, RecordFile), err)
+		return Record{}, damagedError{fmt.Errorf("%s: %w", filepath.Join(dir, RecordFile), err)}
 	}
 	if withProject {
 		if rec.Project, err = os.ReadFile(filepath.Join(dir, ProjectFile)); err != nil {
@@ -189,7 +201,10 @@ func (s *Store) List() ([]Record, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err != nil {
+		if errors.Is(err, ErrDamaged) {
+			// one unreadable record must not hide the others
+			rec = Record{ID: e.Name(), Damaged: err.Error()}
+		} else if err != nil {
 			return nil, err
 		}
 		recs = append(recs, rec)
@@ -198,10 +213,10 @@ func (s *Store) List() ([]Record, error) {
 	return recs, nil
 }
 
-// Remove deletes the record of id. The error wraps fs.ErrNotExist when
-// there is none.
+// Remove deletes the record of id, also one that is damaged. The error
+// wraps fs.ErrNotExist when there is none.
 func (s *Store) Remove(id string) error {
-	if _, err := s.Get(id); err != nil {
+	if _, err := s.Get(id); err != nil && !errors.Is(err, ErrDamaged) {
 		return err
 	}
 	// Rename first so that a crash never leaves a half-removed record that

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -154,5 +155,47 @@ func TestFreeID(t *testing.T) {
 	}
 	if _, err := s.FreeID("Bad"); err == nil {
 		t.Fatal("FreeID(Bad) accepted an invalid base")
+	}
+}
+
+// TestDamagedRecordListedAndRemovable: one unreadable record.json made
+// List (and so 'denv envs') fail for every environment, and Remove refused
+// it. List now returns the others and marks it; Remove removes it.
+func TestDamagedRecordListedAndRemovable(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		r, err := s.Reserve(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Commit(Record{ID: id, Definition: "d-" + id, Engine: "local", Project: []byte("name: " + id + "\n")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir(), "b", RecordFile), []byte("{broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.List()
+	if err != nil {
+		t.Fatalf("List with one damaged record: %v", err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.ID+"="+r.Definition+"/"+strconv.FormatBool(r.Damaged != ""))
+	}
+	if want := "a=d-a/false b=/true c=d-c/false"; strings.Join(got, " ") != want {
+		t.Errorf("List = %s, want %s", strings.Join(got, " "), want)
+	}
+	if _, err := s.Get("b"); !errors.Is(err, ErrDamaged) {
+		t.Errorf("Get of the damaged record = %v, want ErrDamaged", err)
+	}
+	if err := s.Remove("b"); err != nil {
+		t.Fatalf("Remove of the damaged record: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "b")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("record directory still there: %v", err)
 	}
 }

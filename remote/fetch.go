@@ -82,8 +82,10 @@ func (f *Fetcher) Fetch(ctx context.Context, owner, repo, ref, path string) ([]b
 	}
 	u, err := url.Parse(strings.TrimRight(base, "/") + "/" + escapePath(owner) + "/" + escapePath(repo) +
 		"/" + escapePath(ref) + "/" + escapePath(path) + ".denv")
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("invalid base URL %q: want http(s)://HOST[/PATH]", redact(base))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(base, "?#") {
+		// a query or fragment in the base would swallow the path appended
+		// to it: every file would be fetched from one URL
+		return nil, fmt.Errorf("invalid base URL %q (DENV_GITHUB_URL): want http(s)://HOST[/PATH], without ?query or #fragment", redact(base))
 	}
 	shown := u.Redacted()
 
@@ -177,7 +179,14 @@ func redact(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
 		return u.Redacted()
 	}
-	return "(unparsable URL)"
+	// Not a URL: still show it, with whatever sits between "://" and the
+	// last "@" (where a password would be) hidden.
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if j := strings.LastIndex(raw, "@"); j > i {
+			return raw[:i+3] + "xxxxx" + raw[j:]
+		}
+	}
+	return raw
 }
 
 // sizeLabel writes n bytes the way a limit is usually stated: 1 MiB, 64 KiB.

@@ -294,3 +294,21 @@ func TestFetchBadBaseURL(t *testing.T) {
 		t.Fatalf("err = %v, want invalid base URL", err)
 	}
 }
+
+// TestBaseURLQueryFragmentRefused: a DENV_GITHUB_URL with ? or # would
+// turn every file into one URL; it is refused before anything is sent, and
+// an unparsable one is shown (password hidden) rather than "(unparsable URL)".
+func TestBaseURLQueryFragmentRefused(t *testing.T) {
+	for _, base := range []string{"http://127.0.0.1:1/x?a=b", "http://127.0.0.1:1/x#frag"} {
+		f := &Fetcher{BaseURL: base}
+		_, err := f.Fetch(context.Background(), "o", "r", "HEAD", "p")
+		if err == nil || !strings.Contains(err.Error(), "without ?query or #fragment") {
+			t.Errorf("base %s: err = %v, want it refused", base, err)
+		}
+	}
+	f := &Fetcher{BaseURL: "http://user:secret@exa mple.com/%zz"}
+	_, err := f.Fetch(context.Background(), "o", "r", "HEAD", "p")
+	if err == nil || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "unparsable") || !strings.Contains(err.Error(), "exa mple.com") {
+		t.Errorf("err = %v, want the URL shown without its password", err)
+	}
+}

@@ -112,13 +112,19 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		s.diags = append(s.diags, diag.Errorf(pos, "include cycle: %s", s.cycle(i, f)))
 		return
 	}
+	if f.loc.kind == kindRemote && len(s.stack) >= MaxRemoteDepth {
+		s.errorf(pos, "remote includes nest deeper than %d: %s is not included", MaxRemoteDepth, f.loc.defName())
+		return
+	}
 	env, ok := s.byName[name]
 	switch {
 	case !ok:
 		env = s.instantiate(f, name, pos)
 	case s.defOf[env] != f.loc.key():
 		other := env.Pos.Short()
-		if env == s.graph.Root {
+		if env.Pos.File == "" {
+			// the root: it has no include position (and graph.Root is
+			// only set once the whole graph is resolved)
 			other = env.File
 		}
 		s.errorf(pos, "environment name %q is used by two definitions: %s (included at %s) and %s; rename one with AS", name, env.Def, other, f.loc.defName())

@@ -9,6 +9,9 @@ type Graph struct {
 	// Envs holds every instance, the root first, then in the order they were
 	// first reached (depth first, in statement order). Deterministic.
 	Envs []*Env
+	// HostBinds is set when the root is a stored definition added with
+	// --allow-host-binds, whose remote files may therefore bind host paths.
+	HostBinds bool
 }
 
 // Env is one environment instance.

@@ -45,7 +45,14 @@ type Options struct {
 	Fetcher Fetcher
 	// AllowRemoteBinds lets remote definitions bind host paths.
 	AllowRemoteBinds bool
-	// ReadFile reads local files; nil means os.ReadFile.
+	// StoredHostBinds, when set, reports whether the stored definition
+	// name was added with --allow-host-binds. Resolving such a definition
+	// by its name (the root of the graph) lets the remote definitions of
+	// its graph bind host paths: the user consented once, at add, for that
+	// source. Included by another definition, it gets no such allowance.
+	StoredHostBinds func(name string) bool
+	// ReadFile reads local files; nil means a reader that refuses files
+	// that are not regular and reads at most grammar.MaxFileSize+1 bytes.
 	ReadFile func(name string) ([]byte, error)
 }
 
@@ -58,7 +65,7 @@ type Resolver struct {
 // New returns a Resolver.
 func New(opts Options) *Resolver {
 	if opts.ReadFile == nil {
-		opts.ReadFile = os.ReadFile
+		opts.ReadFile = readDefFile
 	}
 	return &Resolver{opts: opts, parser: grammar.NewParser()}
 }
@@ -81,7 +88,7 @@ func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
 		return nil, err
 	}
 	name := lastElem(f.loc.defName())
-	g := &Graph{}
+	g := &Graph{HostBinds: s.hostBinds}
 	s.graph = g
 	g.Root = s.instantiate(f, name, diag.Pos{})
 	if err := s.diags.Err(); err != nil {
@@ -102,6 +109,11 @@ type run struct {
 	roots   map[string]string // directory -> source root, for local files
 	stack   []frame           // the includes being resolved, for cycles
 	onStack map[string]bool   // location keys of the stack's files
+	// remoteFiles counts the remote files loaded, for MaxRemoteFiles
+	remoteFiles int
+	// hostBinds: the root is a stored definition added with
+	// --allow-host-binds (Options.StoredHostBinds)
+	hostBinds bool
 }
 
 type frame struct {
@@ -138,6 +150,9 @@ func (r *run) root(arg string) (*file, error) {
 		}
 		return r.load(loc, diag.Pos{})
 	}
+	if arg == "" {
+		return nil, fmt.Errorf("empty definition argument: give a .denv file, a stored name or a github: reference")
+	}
 	tried := []string{}
 	abs, err := filepath.Abs(arg)
 	if err != nil {
@@ -158,6 +173,7 @@ func (r *run) root(arg string) (*file, error) {
 				return nil, err
 			}
 			if found {
+				r.hostBinds = r.r.opts.StoredHostBinds != nil && r.r.opts.StoredHostBinds(arg)
 				return r.fromStore(arg, data, origin, diag.Pos{})
 			}
 			tried = append(tried, fmt.Sprintf("store %q", arg))
@@ -180,12 +196,18 @@ func (r *run) load(loc location, pos diag.Pos) (*file, error) {
 		if r.r.opts.Fetcher == nil {
 			return nil, fmt.Errorf("cannot fetch %s: remote definitions are not enabled", loc.key())
 		}
+		if r.remoteFiles >= MaxRemoteFiles {
+			return nil, fmt.Errorf("cannot fetch %s: the graph has more than %d remote files", loc.key(), MaxRemoteFiles)
+		}
 		data, err = r.r.opts.Fetcher.Fetch(r.ctx, loc.owner, loc.repo, loc.ref, loc.path)
 	default:
 		return nil, fmt.Errorf("internal: load of store definition %q", loc.path)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if loc.kind == kindRemote {
+		r.remoteFiles++
 	}
 	return r.parse(loc, data)
 }

@@ -148,13 +148,9 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 	case src == "":
 		v.Kind = NamedVolume
 		v.Name = svc.Name + "-" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(v.Target), "-"), "-")
-		if v.Target == "/" {
-			s.errorf(pos, "invalid volume %q: cannot mount a volume on /", w.Value)
-			return
-		}
 	case strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.HasPrefix(src, "~"):
 		v.Kind = BindMount
-		if svc.Env.Remote && !s.r.opts.AllowRemoteBinds {
+		if svc.Env.Remote && !s.r.opts.AllowRemoteBinds && !s.hostBinds {
 			s.errorf(pos, "remote definition may not bind the host path %q (allow it explicitly to trust this source)", src)
 			return
 		}
@@ -176,6 +172,12 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 			return
 		}
 		v.Kind, v.Name = NamedVolume, src
+	}
+	if v.Target == "/" {
+		// whatever the source (`VOLUME /`, `VOLUME data:/`, a bind): it
+		// would hide the image's whole file system
+		s.errorf(pos, "invalid volume %q: cannot mount a volume on /", w.Value)
+		return
 	}
 	for _, prev := range svc.Volumes {
 		if prev.Target == v.Target {

@@ -21,6 +21,9 @@ type index struct {
 	Version     int           `json:"version"`
 	Definitions []defEntry    `json:"definitions"`
 	Remotes     []remoteEntry `json:"remotes"`
+	// absent is set when there was no index.json to read: objects found
+	// then may belong to an index that was lost, so none are collected.
+	absent bool
 }
 
 type defEntry struct {
@@ -30,6 +33,8 @@ type defEntry struct {
 	Added    string   `json:"added"`
 	Images   int      `json:"images"`
 	Includes []string `json:"includes"`
+	// HostBinds: added with --allow-host-binds (see Definition.HostBinds)
+	HostBinds bool `json:"allow_host_binds,omitempty"`
 }
 
 type remoteEntry struct {
@@ -47,12 +52,13 @@ func (e defEntry) definition() (Definition, error) {
 		return Definition{}, fmt.Errorf("store index is damaged: definition %q has added time %q", e.Name, e.Added)
 	}
 	return Definition{
-		Name:     e.Name,
-		Origin:   e.Origin,
-		Digest:   e.SHA256,
-		Added:    added.UTC(),
-		Images:   e.Images,
-		Includes: slices.Clone(e.Includes),
+		Name:      e.Name,
+		Origin:    e.Origin,
+		Digest:    e.SHA256,
+		Added:     added.UTC(),
+		Images:    e.Images,
+		Includes:  slices.Clone(e.Includes),
+		HostBinds: e.HostBinds,
 	}, nil
 }
 
@@ -140,7 +146,7 @@ func (idx *index) clone() *index {
 func (s *Store) readIndex() (*index, error) {
 	f, err := os.Open(s.indexPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		return &index{Version: indexVersion}, nil
+		return &index{Version: indexVersion, absent: true}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -172,6 +178,13 @@ func (s *Store) decodeIndex(data []byte) (*index, error) {
 	var idx index
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return nil, fmt.Errorf("store index %s is damaged: %v", s.indexPath(), err)
+	}
+	// `{}`, `null` or an index without its version decode without error
+	// into an empty index; taking that for an empty store would let the next
+	// write delete every object it no longer names. Only an index this
+	// package wrote (version 1 or later) is trusted.
+	if idx.Version < 1 {
+		return nil, fmt.Errorf("store index %s is damaged: it has no version (want %d)", s.indexPath(), indexVersion)
 	}
 	if idx.Version > indexVersion {
 		return nil, fmt.Errorf("store index %s has version %d; this denv reads up to version %d", s.indexPath(), idx.Version, indexVersion)

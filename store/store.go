@@ -106,6 +106,10 @@ type Definition struct {
 	// definition is included by another, Remove refuses it unless forced.
 	// Add stores it sorted and without duplicates.
 	Includes []string
+	// HostBinds records that the user added the definition with
+	// --allow-host-binds: its remote files may bind host paths when it is
+	// compiled or run by its name.
+	HostBinds bool
 }
 
 // RemoteFile is a remote file cached in the store: PATH.denv of the GitHub
@@ -137,7 +141,11 @@ func DefaultDir() (string, error) {
 
 func defaultDir(getenv func(string) string, home func() (string, error)) (string, error) {
 	if d := getenv("DENV_HOME"); d != "" {
-		return filepath.Abs(d)
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return "", err
+		}
+		return abs, checkHome(abs)
 	}
 	if d := getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "denv"), nil
@@ -149,7 +157,28 @@ func defaultDir(getenv func(string) string, home func() (string, error)) (string
 	return filepath.Join(h, ".local", "share", "denv"), nil
 }
 
-// Open opens the store in dir, creating the directory (mode 0o755) if it
+// checkHome says what is wrong with a DENV_HOME that exists but cannot be
+// the store's directory, where creating it later would only say "mkdir
+// ...: file exists".
+func checkHome(dir string) error {
+	lst, err := os.Lstat(dir)
+	if err != nil {
+		return nil // missing: the first write creates it
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil && lst.Mode()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(dir)
+		return fmt.Errorf("DENV_HOME %s is a symlink to %s, which does not exist: create that directory or point DENV_HOME elsewhere", dir, target)
+	case err != nil:
+		return fmt.Errorf("DENV_HOME %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("DENV_HOME %s is not a directory", dir)
+	}
+	return nil
+}
+
+// Open opens the store in dir, creating the directory (mode 0o700: definitions may hold secrets) if it
 // does not exist.
 func Open(dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
@@ -210,12 +239,13 @@ func (s *Store) Add(defs []Definition, remotes []RemoteFile) error {
 				return err
 			}
 			idx.putDef(defEntry{
-				Name:     d.Name,
-				Origin:   d.Origin,
-				SHA256:   digest,
-				Added:    added,
-				Images:   d.Images,
-				Includes: d.Includes,
+				Name:      d.Name,
+				Origin:    d.Origin,
+				SHA256:    digest,
+				Added:     added,
+				Images:    d.Images,
+				Includes:  d.Includes,
+				HostBinds: d.HostBinds,
 			})
 		}
 		for _, r := range remotes {
@@ -345,6 +375,37 @@ func (s *Store) Lookup(name string) (data []byte, origin string, found bool, err
 	return d.Content, d.Origin, true, nil
 }
 
+// ReplacedLocals describes the stored definitions that adding defs would
+// replace where that silently changes other definitions: a definition of
+// defs with a remote (github:) origin whose name is stored with a local
+// origin and included by other stored definitions. Each is one phrase:
+// NAME (from ORIGIN, included by A, B).
+func (s *Store) ReplacedLocals(defs []Definition) ([]string, error) {
+	var out []string
+	err := s.read(func(idx *index) error {
+		for _, d := range defs {
+			if !strings.HasPrefix(d.Origin, "github:") {
+				continue
+			}
+			old, ok := idx.findDef(d.Name)
+			if !ok || strings.HasPrefix(old.Origin, "github:") {
+				continue
+			}
+			var by []string
+			for _, e := range idx.Definitions {
+				if e.Name != d.Name && slices.Contains(e.Includes, d.Name) {
+					by = append(by, e.Name)
+				}
+			}
+			if len(by) > 0 {
+				out = append(out, fmt.Sprintf("%s (from %s, included by %s)", d.Name, old.Origin, strings.Join(by, ", ")))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // List returns every stored definition sorted by name, without content.
 func (s *Store) List() ([]Definition, error) {
 	// The index is replaced by rename, so reading it needs no lock.
@@ -404,6 +465,23 @@ func (s *Store) CachedRemote(owner, repo, ref, path string) (data []byte, ok boo
 		return err
 	})
 	return data, ok, err
+}
+
+// CachesRepository reports whether any file of owner/repo at ref is
+// cached: the repository was seen at that ref by an add, which fetched every
+// file its graph probes and refused any failure but "not found".
+func (s *Store) CachesRepository(owner, repo, ref string) (bool, error) {
+	var found bool
+	err := s.read(func(idx *index) error {
+		for _, e := range idx.Remotes {
+			if e.Owner == owner && e.Repo == repo && e.Ref == ref {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	return found, err
 }
 
 // readObject reads the object with the given digest and checks it.

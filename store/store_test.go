@@ -231,8 +231,8 @@ func TestAddGetRoundTrip(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339, first["added"].(string)); err != nil || !strings.HasSuffix(first["added"].(string), "Z") {
 		t.Errorf("added on disk = %v, want UTC RFC3339", first["added"])
 	}
-	if info, err := os.Stat(filepath.Join(s.Dir(), "index.json")); err != nil || info.Mode().Perm() != 0o644 {
-		t.Errorf("index.json mode = %v, %v; want 0644", info.Mode(), err)
+	if info, err := os.Stat(filepath.Join(s.Dir(), "index.json")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("index.json mode = %v, %v; want 0600 (definitions may hold secrets)", info.Mode(), err)
 	}
 
 	data, origin, found, err := s.Lookup("ex/expert-system-env")
@@ -678,5 +678,79 @@ func TestIndexCacheSeesOtherWriters(t *testing.T) {
 	}
 	if _, _, found, _ := a.Lookup("one"); found {
 		t.Fatal("the first store still finds a definition the second removed")
+	}
+}
+
+// TestIndexWithoutVersionRefused: `{}`, `null` and an index missing its
+// version decode into an empty index; read as an empty store, the next Add
+// deleted every object. They must be refused like a damaged index and leave
+// every object in place.
+func TestIndexWithoutVersionRefused(t *testing.T) {
+	for _, content := range []string{`{}`, `null`, `{"definitions": [], "remotes": []}`, `{"version": 0}`} {
+		s := openTemp(t)
+		if err := s.Add([]Definition{def("web", "original")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		obj := filepath.Join(s.Dir(), "objects", digestOf([]byte("original"))+".denv")
+		if err := os.WriteFile(filepath.Join(s.Dir(), "index.json"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.List(); err == nil || !strings.Contains(err.Error(), "is damaged") {
+			t.Errorf("index %s: List = %v, want a damaged-index error", content, err)
+		}
+		if err := s.Add([]Definition{def("x", "x")}, nil); err == nil || !strings.Contains(err.Error(), "is damaged") {
+			t.Errorf("index %s: Add = %v, want a damaged-index error", content, err)
+		}
+		if _, err := os.Stat(obj); err != nil {
+			t.Errorf("index %s: object of web is gone: %v", content, err)
+		}
+	}
+}
+
+// TestMissingIndexKeepsObjects: a store whose index.json was deleted still
+// has objects an index named; the next Add must not delete them.
+func TestMissingIndexKeepsObjects(t *testing.T) {
+	s := openTemp(t)
+	if err := s.Add([]Definition{def("web", "original")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(s.Dir(), "objects", digestOf([]byte("original"))+".denv")
+	if err := os.Remove(filepath.Join(s.Dir(), "index.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add([]Definition{def("x", "x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(obj); err != nil {
+		t.Errorf("object of web deleted by an Add without index: %v", err)
+	}
+}
+
+// TestStoreFilesPrivate: definitions may hold secrets (SET values), so the
+// store's directories are 0700 and its files 0600 whatever the umask.
+func TestStoreFilesPrivate(t *testing.T) {
+	s := openTemp(t)
+	if err := s.Add([]Definition{def("web", "SET TOKEN=s3cr3t")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(s.Dir(), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		st, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s has mode %v, want %v", p, st.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

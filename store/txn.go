@@ -21,12 +21,12 @@ const tmpPrefix = ".tmp-"
 // returned func releases it.
 func (s *Store) lock(exclusive bool) (func(), error) {
 	if exclusive {
-		if err := os.MkdirAll(s.objectsDir(), 0o755); err != nil {
+		if err := os.MkdirAll(s.objectsDir(), 0o700); err != nil {
 			return nil, fmt.Errorf("cannot create the definition store: %w", err)
 		}
 	}
 	path := filepath.Join(s.dir, "lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil && !exclusive {
 		if errors.Is(err, fs.ErrNotExist) {
 			// no store yet: nothing to read, nothing to lock (its index
@@ -76,7 +76,12 @@ func (s *Store) update(change func(idx *index, put func([]byte) (string, error))
 	if err != nil {
 		return err
 	}
+	if old.absent && !s.hasObjects() {
+		// A new store: nothing an older index could name.
+		old = old.clone()
+	}
 	idx := old.clone()
+	idx.absent = old.absent
 	wrote := false
 	put := func(content []byte) (string, error) {
 		sum := sha256.Sum256(content)
@@ -124,13 +129,17 @@ func (s *Store) update(change func(idx *index, put func([]byte) (string, error))
 // other writer has temporary files in flight and no reader is between
 // reading the index and reading an object. Errors are ignored: what is left
 // is garbage, never data.
+//
+// When the transaction started without an index.json (idx.absent), objects
+// are kept: they may be named by an index that was deleted or lost, and only
+// an index read whole may decide that an object is garbage.
 func (s *Store) collect(idx *index) {
 	refs := idx.referenced()
 	entries, _ := os.ReadDir(s.objectsDir())
 	for _, e := range entries {
 		name := e.Name()
 		digest, isObject := strings.CutSuffix(name, ".denv")
-		if strings.HasPrefix(name, tmpPrefix) || (isObject && isDigest(digest) && !refs[digest]) {
+		if strings.HasPrefix(name, tmpPrefix) || (!idx.absent && isObject && isDigest(digest) && !refs[digest]) {
 			os.Remove(filepath.Join(s.objectsDir(), name))
 		}
 	}
@@ -140,6 +149,17 @@ func (s *Store) collect(idx *index) {
 			os.Remove(filepath.Join(s.dir, e.Name()))
 		}
 	}
+}
+
+// hasObjects reports whether the objects directory holds any object.
+func (s *Store) hasObjects() bool {
+	entries, _ := os.ReadDir(s.objectsDir())
+	for _, e := range entries {
+		if d, ok := strings.CutSuffix(e.Name(), ".denv"); ok && isDigest(d) {
+			return true
+		}
+	}
+	return false
 }
 
 func isDigest(s string) bool {
@@ -155,9 +175,11 @@ func isDigest(s string) bool {
 }
 
 // writeAtomic replaces path with data (atomicfile.Write: temporary file
-// named tmpPrefix*, fsync, rename). On error no temporary file is left.
+// named tmpPrefix*, fsync, rename), private to the user (0600) since
+// definitions may hold secrets in SET values. On error no temporary file is
+// left.
 func writeAtomic(path string, data []byte) error {
-	if err := atomicfile.Write(path, data, 0o644, tmpPrefix); err != nil {
+	if err := atomicfile.Write(path, data, 0o600, tmpPrefix); err != nil {
 		return storeWriteError(err)
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 type addOptions struct {
 	name           string
 	allowHostBinds bool
+	force          bool
 }
 
 func newAddCmd(a *app) *cobra.Command {
@@ -46,6 +47,7 @@ written unless every argument resolves.`,
 	}
 	cmd.Flags().StringVar(&opts.name, "name", "", "store the definition as `NAME` (one argument or standard input)")
 	cmd.Flags().BoolVar(&opts.allowHostBinds, "allow-host-binds", false, "let remote definitions bind host paths")
+	cmd.Flags().BoolVarP(&opts.force, "force", "f", false, "let a remote definition replace a local stored one that others include")
 	return cmd
 }
 
@@ -101,6 +103,15 @@ func runAdd(cmd *cobra.Command, a *app, opts addOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	if !opts.force {
+		replaced, err := st.ReplacedLocals(defs)
+		if err != nil {
+			return err
+		}
+		if len(replaced) > 0 {
+			return fmt.Errorf("adding would replace the local definition %s with a remote one; use --force to replace it", strings.Join(replaced, "; "))
+		}
+	}
 	if err := st.Add(defs, ad.fetch.Remotes()); err != nil {
 		return err
 	}
@@ -140,7 +151,7 @@ func (ad *adder) put(name string, content []byte, origin string) error {
 		}
 		return fmt.Errorf("cannot store both %s and %s as %q", old.Origin, origin, name)
 	}
-	ad.batch[name] = &store.Definition{Name: name, Content: content, Origin: origin}
+	ad.batch[name] = &store.Definition{Name: name, Content: content, Origin: origin, HostBinds: ad.opts.allowHostBinds}
 	return nil
 }
 

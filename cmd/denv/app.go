@@ -54,10 +54,19 @@ func (f fetcher) Fetch(ctx context.Context, owner, repo, ref, path string) ([]by
 	data, err := f.net.Fetch(ctx, owner, repo, ref, path)
 	if err != nil && f.st != nil && !errors.Is(err, fs.ErrNotExist) {
 		// The resolver probes candidate paths (the includer's directory
-		// first) that add found missing; offline, such a probe fails to
-		// connect. A file that is neither cached nor reachable counts as
-		// missing so that the lookup goes on to the cached candidate.
-		return nil, notCached{err}
+		// first); offline, a probe that add found missing fails to
+		// connect. Only then, for a repository add saw at this ref (add
+		// refuses every failure but "not found", so a file of it missing
+		// from the cache was not found), does the failure count as missing
+		// and the lookup go on. Any other failure (a 503, a timeout) is an
+		// error: falling through would silently use another definition.
+		seen, serr := f.st.CachesRepository(owner, repo, ref)
+		if serr != nil {
+			return nil, serr
+		}
+		if seen {
+			return nil, notCached{err}
+		}
 	}
 	return data, err
 }
@@ -83,6 +92,10 @@ func (a *app) resolveOptions(st *store.Store) (resolve.Options, error) {
 	opts := resolve.Options{WorkDir: wd, Fetcher: fetcher{st: st, net: net}}
 	if st != nil {
 		opts.Store = st
+		opts.StoredHostBinds = func(name string) bool {
+			d, err := st.Get(name)
+			return err == nil && d.HostBinds
+		}
 	}
 	return opts, nil
 }

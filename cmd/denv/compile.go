@@ -59,7 +59,7 @@ and prints the compose-spec project that denv run would start.
 			return runCompile(cmd, a, opts, args[0])
 		},
 	}
-	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "write to `FILE` instead of standard output")
+	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "write to `FILE` instead of standard output (\"-\" is standard output)")
 	cmd.Flags().StringVar(&opts.name, "name", "", "compose project `NAME` (default: the environment's name)")
 	cmd.Flags().StringVar(&opts.target, "target", "compose", "output `TARGET`: compose, swarm or kubernetes")
 	return cmd
@@ -82,11 +82,11 @@ func runCompile(cmd *cobra.Command, a *app, opts compileOptions, def string) err
 	if err != nil {
 		return err
 	}
-	if opts.output == "" {
+	if opts.output == "" || opts.output == "-" {
 		_, err = cmd.OutOrStdout().Write(out)
 		return err
 	}
-	return atomicfile.Write(opts.output, out, 0o644, "."+filepath.Base(opts.output)+".")
+	return atomicfile.WriteOver(opts.output, out, 0o644, "."+filepath.Base(opts.output)+".")
 }
 
 // exactArgs is cobra.ExactArgs with an error that names what is missing.

@@ -78,6 +78,8 @@ type defInfo struct {
 	Links      []linkInfo `json:"links,omitempty"`
 	Exposed    []expInfo  `json:"exposed,omitempty"`
 	Tree       *envTree   `json:"tree,omitempty"`
+	// HostBinds: added with --allow-host-binds (shown with -a)
+	HostBinds bool `json:"allow_host_binds,omitempty"`
 }
 
 type imageUse struct {
@@ -149,10 +151,14 @@ func describe(g *resolve.Graph, all bool) *defInfo {
 		return t
 	}
 	info.Tree = tree(g.Root)
+	info.HostBinds = g.HostBinds
 	return info
 }
 
 func (info *defInfo) writeTable(w io.Writer) error {
+	if info.HostBinds {
+		fmt.Fprintln(w, "host binds: allowed (added with --allow-host-binds)")
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tENVIRONMENTS")
 	for _, im := range info.Images {

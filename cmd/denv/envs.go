@@ -129,6 +129,12 @@ func merge(rec records.Record, e backend.EnvState, found bool) envJSON {
 		ClonedFrom: rec.ClonedFrom,
 		Digest:     rec.Digest,
 	}
+	if rec.Damaged != "" {
+		j.Definition = "(damaged record: " + rec.Damaged + ")"
+		if !found {
+			j.Status = "damaged"
+		}
+	}
 	if !found {
 		return j
 	}

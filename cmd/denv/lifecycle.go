@@ -1,7 +1,15 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
 	"github.com/spf13/cobra"
+
+	"github.com/alebellu/denv/records"
+	"github.com/alebellu/denv/store"
 )
 
 func newStartCmd(a *app) *cobra.Command {
@@ -79,6 +87,22 @@ are kept unless --volumes is given.`,
 
 func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 	ctx := cmd.Context()
+	// A damaged record is removed without the daemon; openEnvs creates
+	// the records' directory, so look for the record's own first.
+	if recordDirExists(id) {
+		es, err := a.openEnvs()
+		if err != nil {
+			return err
+		}
+		if _, err := es.Get(id); errors.Is(err, records.ErrDamaged) {
+			// Which engine it ran on is unknown: remove the record only.
+			if err := es.Remove(id); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "removed the damaged record of %q; containers of project %q, if any, are left running\n", id, id)
+			return nil
+		}
+	}
 	b, e, es, _, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
@@ -88,4 +112,14 @@ func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 		return err
 	}
 	return es.Remove(id)
+}
+
+// recordDirExists reports whether environment id has a record directory.
+func recordDirExists(id string) bool {
+	dir, err := store.DefaultDir()
+	if err != nil || records.ValidID(id) != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "envs", id))
+	return err == nil
 }
