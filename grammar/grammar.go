@@ -4,8 +4,10 @@
 // The language (see LANGUAGE.md in the project docs):
 //
 //	File       = { Statement } .
-//	Statement  = Env | Images | Image | Expose .
-//	Env        = "ENV" DefRef [ "AS" Name ] .
+//	Statement  = Env | Images | Image | Expose | Param .
+//	Env        = "ENV" DefRef [ "AS" Name ] [ "WITH" Assign { "," Assign } ] .
+//	Param      = "PARAM" Name [ "=" ( Word | String ) ] .
+//	Assign     = Name "=" ( Word | String ) .
 //	Images     = "IMAGES" ImageRef { [","] ImageRef } .
 //	Image      = "IMAGE" ImageRef { Clause } .
 //	Clause     = "AS" Name | "LINK" Target { "," Target } | "PORT" Port { "," Port }
@@ -14,7 +16,7 @@
 //	Expose     = "EXPOSE" Target { "," Target } .
 //
 // Keywords are exactly the uppercase words ENV IMAGE IMAGES EXPOSE AS LINK
-// PORT VOLUME SET CMD; newlines are white space; '#' starts a comment.
+// PORT VOLUME SET CMD PARAM WITH; newlines are white space; '#' starts a comment.
 package grammar
 
 import (
@@ -47,6 +49,7 @@ type Statement struct {
 	Images *Images `parser:"| @@"`
 	Image  *Image  `parser:"| @@"`
 	Expose *Expose `parser:"| @@"`
+	Param  *Param  `parser:"| @@"`
 }
 
 // Word is a bare word (a name, reference, port or volume) with its position.
@@ -60,6 +63,8 @@ type Env struct {
 	Pos Pos
 	Ref *Word `parser:"'ENV' @@"`
 	As  *Word `parser:"( 'AS' @@ )?"`
+	// With holds the parameter values the includer passes (section 7).
+	With []*Assign `parser:"( 'WITH' @@ ( ',' @@ )* )?"`
 }
 
 // Images declares several services with no clauses.
@@ -86,12 +91,42 @@ type Clause struct {
 	Cmd    *Cmd    `parser:"| 'CMD' @@"`
 }
 
+// Param declares a parameter of the definition; Default is nil for a
+// required one.
+type Param struct {
+	Pos     Pos
+	Name    *Word  `parser:"'PARAM' @@"`
+	Default *Value `parser:"( '=' @@ )?"`
+}
+
+// Assign is one "name=value" of an ENV ... WITH.
+type Assign struct {
+	Pos   Pos
+	Name  *Word  `parser:"@@ '='"`
+	Value *Value `parser:"@@"`
+}
+
+// Value is a word or a quoted string (unquoted) that may use ${name}.
+// Tokens holds its one token, whose position and type say where each
+// ${name} inside it is (Quoted tells the string form).
+type Value struct {
+	Pos    Pos
+	Text   string `parser:"@( Word | String | Keyword )"`
+	Tokens []lexer.Token
+}
+
+// Quoted reports whether v was written as a quoted string.
+func (v *Value) Quoted() bool { return len(v.Tokens) == 1 && v.Tokens[0].Type == tokString }
+
 // Set is an environment variable of a service. Keys may be keywords
 // (SET PORT=80), so they are matched as any word.
 type Set struct {
 	Pos   Pos
 	Key   string `parser:"@( Word | Keyword ) '='"`
 	Value string `parser:"@( Word | String | Keyword )"`
+	// Tokens are the key, '=' and value tokens: the value's position, for
+	// ${name} diagnostics.
+	Tokens []lexer.Token
 }
 
 // Cmd is a service's command: Shell for the string form (split into words
@@ -100,6 +135,9 @@ type Cmd struct {
 	Pos   Pos
 	Shell *string  `parser:"@String"`
 	Exec  []string `parser:"| '[' @String ( ',' @String )* ']'"`
+	// Tokens are the command's tokens: the positions of its strings, for
+	// ${name} diagnostics.
+	Tokens []lexer.Token
 }
 
 // Expose names the environment's interface.
@@ -112,7 +150,7 @@ type Expose struct {
 // value is re-typed as Keyword so that it cannot be taken for a name.
 func IsKeyword(w string) bool {
 	switch w {
-	case "ENV", "IMAGE", "IMAGES", "EXPOSE", "AS", "LINK", "PORT", "VOLUME", "SET", "CMD":
+	case "ENV", "IMAGE", "IMAGES", "EXPOSE", "AS", "LINK", "PORT", "VOLUME", "SET", "CMD", "PARAM", "WITH":
 		return true
 	}
 	return false
@@ -166,18 +204,18 @@ func message(pe participle.Error, src []byte, off int) string {
 		if i := strings.Index(expect, "(expected "); i >= 0 {
 			expect = expect[i+len("(expected "):]
 		}
-		want := "a statement (ENV, IMAGE, IMAGES or EXPOSE)"
+		want := "a statement (ENV, IMAGE, IMAGES, EXPOSE or PARAM)"
 		switch {
 		case strings.HasPrefix(expect, "Word"):
 			want = "a name"
 		case strings.HasPrefix(expect, "Set"):
 			want = "KEY=VALUE after SET"
-		case strings.HasPrefix(expect, "(<word> | <string>"):
+		case strings.HasPrefix(expect, "(<word> | <string>"), strings.HasPrefix(expect, "Value"):
 			want = "a value (a word or a quoted string)"
 		case strings.HasPrefix(expect, "Cmd"), strings.HasPrefix(expect, "String"), strings.HasPrefix(expect, `parser:"'['"`):
 			want = "a quoted string or [list of strings]"
 		case strings.HasPrefix(expect, `parser:"'='"`):
-			want = "'=' (SET KEY=VALUE)"
+			want = "'=' (KEY=VALUE)"
 		case strings.HasPrefix(expect, `parser:"']'"`), strings.HasPrefix(expect, `parser:"','"`):
 			want = "',' or ']'"
 		}
@@ -193,6 +231,21 @@ func message(pe participle.Error, src []byte, off int) string {
 	}
 	return msg
 }
+
+// TextPos is where the text of token t starts: one column after the
+// opening quote of a string, so that an offset into the unquoted text
+// points into the file (exactly, when no escape comes before it).
+func TextPos(t lexer.Token) diag.Pos {
+	pos := Position(t.Pos)
+	if t.Type == tokString {
+		pos.Col++
+		pos.Offset++
+	}
+	return pos
+}
+
+// IsString reports whether t is a quoted string token.
+func IsString(t lexer.Token) bool { return t.Type == tokString }
 
 // Position converts a participle position to a diagnostic position.
 func Position(p Pos) diag.Pos {

@@ -95,6 +95,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("IMAGE a SET X=\"\\\"\" CMD [\"a\",\"b\"]"))
+	f.Add([]byte("PARAM v = \"1\" PARAM p\nENV e AS x WITH v=${v}, p=\"$${p} ${v\"\nIMAGE i:${v} PORT ${p}:1 CMD \"a ${v}\""))
+	f.Add([]byte("ENV e WITH a=WITH, PARAM=1 PARAM = WITH"))
 	p := grammar.NewParser()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		_, err := p.Parse("fuzz.denv", src)
@@ -102,4 +104,33 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("error without position: %v", err)
 		}
 	})
+}
+
+func TestParseParams(t *testing.T) {
+	src := "PARAM version = \"15\"\nPARAM password\nENV pg-env AS db WITH version=${v}, password=\"a b\"\nIMAGE x SET A=\"${p}\"\n"
+	f, err := grammar.NewParser().Parse("t.denv", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Statements[0].Param
+	if p.Name.Value != "version" || p.Default == nil || p.Default.Text != "15" || !p.Default.Quoted() {
+		t.Errorf("PARAM = %+v %+v", p.Name, p.Default)
+	}
+	if p := f.Statements[1].Param; p.Name.Value != "password" || p.Default != nil {
+		t.Errorf("required PARAM = %+v", p)
+	}
+	env := f.Statements[2].Env
+	if env.As.Value != "db" || len(env.With) != 2 || env.With[0].Name.Value != "version" || env.With[0].Value.Text != "${v}" ||
+		env.With[1].Value.Text != "a b" || env.With[1].Name.Pos.Column != 37 {
+		t.Errorf("WITH = %+v %+v", env.With[0], env.With[1])
+	}
+	set := f.Statements[3].Image.Clauses[0].Set
+	if pos := grammar.TextPos(set.Tokens[len(set.Tokens)-1]); pos.Line != 4 || pos.Col != 16 {
+		t.Errorf("SET value text at %v, want 4:16", pos)
+	}
+	for _, bad := range []string{"PARAM", "PARAM x =", "ENV a WITH", "ENV a WITH x", "ENV a WITH x=1,", "ENV a WITH x=1 y=2", "PARAM x = y = z"} {
+		if _, err := grammar.NewParser().Parse("t.denv", []byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
 }
