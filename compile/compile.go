@@ -28,6 +28,10 @@ const (
 	// LabelPublishImagePorts marks a service exposed by the root that has no
 	// PORT clause: the runtime publishes the ports its image declares.
 	LabelPublishImagePorts = "denv.publish-image-ports"
+	// LabelParamPrefix + NAME records the value of parameter NAME the
+	// service's environment was compiled with ("***" for a secret one,
+	// see resolve.Secret; the service's own settings hold the real value).
+	LabelParamPrefix = "denv.param."
 )
 
 // Options configure Compile.
@@ -127,6 +131,9 @@ func (c *compiler) service(svc *resolve.Service) {
 		LabelDefinition:  env.Def,
 		LabelEnvironment: env.Name,
 		LabelSource:      svc.Pos.Short(),
+	}
+	for _, p := range env.Params {
+		sc.Labels[LabelParamPrefix+p.Name] = p.Shown()
 	}
 	sc.Networks = map[string]*types.ServiceNetworkConfig{}
 	net := c.network(env)

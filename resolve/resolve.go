@@ -47,6 +47,12 @@ type Options struct {
 	AllowRemoteBinds bool
 	// ReadFile reads local files; nil means os.ReadFile.
 	ReadFile func(name string) ([]byte, error)
+	// Params are the root's parameter values (denv compile|run --set).
+	Params map[string]string
+	// ParamsOptional lets the root's required parameters go without a
+	// value, for checking a definition before it is given any (denv add):
+	// what uses them is taken as written and not checked further.
+	ParamsOptional bool
 }
 
 // Resolver resolves definitions. It holds no state between calls.
@@ -83,7 +89,11 @@ func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
 	name := lastElem(f.loc.defName())
 	g := &Graph{}
 	s.graph = g
-	g.Root = s.instantiate(f, name, diag.Pos{})
+	vals := make(map[string]passed, len(r.opts.Params))
+	for k, v := range r.opts.Params {
+		vals[k] = passed{val: pval{v: v}}
+	}
+	g.Root = s.instantiate(f, name, diag.Pos{}, vals)
 	if err := s.diags.Err(); err != nil {
 		return nil, err
 	}
@@ -125,8 +135,9 @@ func (s *run) errorf(pos diag.Pos, format string, args ...any) {
 
 // file is one located and parsed definition.
 type file struct {
-	loc location
-	ast *grammar.File
+	loc    location
+	ast    *grammar.File
+	params *[]ParamDecl // checked declarations, once known
 }
 
 // root locates the definition named on the command line.

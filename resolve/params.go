@@ -1,0 +1,324 @@
+package resolve
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/alecthomas/participle/v2/lexer"
+
+	"github.com/alebellu/denv/diag"
+	"github.com/alebellu/denv/grammar"
+)
+
+// Parameters (LANGUAGE.md section 7). A definition declares them with
+// PARAM, uses them as ${name} in image references, SET values, CMD words,
+// PORT words and WITH values, and its includer passes values with
+// ENV ... WITH (the root's come from Options.Params). Values are plain
+// strings: ${name} is replaced by the value as written, never split.
+
+// paramName is the rule for parameter names.
+var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Param is one parameter of an environment instance: what its definition
+// declares and the value the instance was resolved with.
+type Param struct {
+	// Name is the parameter's name.
+	Name string
+	// Default is the declared default; nil for a required parameter.
+	Default *string
+	// Value is the value the instance was resolved with (passed, else the
+	// default). Meaningless when Unset.
+	Value string
+	// Unset is true when no value is known: only with
+	// Options.ParamsOptional, for a required parameter of the root (or a
+	// value computed from one).
+	Unset bool
+	// Pos is the PARAM statement.
+	Pos diag.Pos
+}
+
+// Shown is the value as denv prints it: "***" for a secret parameter
+// (Secret), "" when unset.
+func (p Param) Shown() string {
+	if p.Unset {
+		return ""
+	}
+	return Mask(p.Name, p.Value)
+}
+
+// Secret reports whether a parameter's values are secret: its name holds
+// password, secret, token or key (any case). Their values are shown as
+// "***" in everything denv prints.
+func Secret(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "password") || strings.Contains(n, "secret") ||
+		strings.Contains(n, "token") || strings.Contains(n, "key")
+}
+
+// Mask is value as printed for parameter name: "***" when Secret(name).
+func Mask(name, value string) string {
+	if Secret(name) {
+		return "***"
+	}
+	return value
+}
+
+// ParamDecl is a parameter as a definition declares it.
+type ParamDecl struct {
+	Name    string
+	Default *string // nil: required
+	Pos     diag.Pos
+}
+
+// Declared lists the parameters f declares, in statement order. A name
+// declared twice is listed once (resolving reports it).
+func Declared(f *grammar.File) []ParamDecl {
+	var out []ParamDecl
+	for _, st := range f.Statements {
+		p := st.Param
+		if p == nil || slices.ContainsFunc(out, func(d ParamDecl) bool { return d.Name == p.Name.Value }) {
+			continue
+		}
+		d := ParamDecl{Name: p.Name.Value, Pos: grammar.Position(p.Name.Pos)}
+		if p.Default != nil {
+			v := strings.ReplaceAll(p.Default.Text, "$${", "${")
+			d.Default = &v
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// pval is a parameter value; unknown when no value is known (see Param.Unset).
+type pval struct {
+	v       string
+	unknown bool
+}
+
+// passed is one value handed to a definition: by WITH or --set.
+type passed struct {
+	val pval
+	pos diag.Pos // the WITH name; zero for --set
+}
+
+// bind checks the values passed to definition f (declared decls) and
+// returns the instance's parameters. at is where f is included (the ENV
+// statement), zero for the root.
+func (s *run) bind(f *file, at diag.Pos, vals map[string]passed) []Param {
+	decls := s.declared(f)
+	def := f.loc.defName()
+	where := s.display(f.loc.displayPath())
+	for _, name := range slices.Sorted(maps.Keys(vals)) {
+		if slices.ContainsFunc(decls, func(d ParamDecl) bool { return d.Name == name }) {
+			continue
+		}
+		v := vals[name]
+		pos := v.pos
+		how := "WITH " + name
+		if pos.File == "" {
+			pos, how = diag.Pos{File: where}, "--set "+name
+		}
+		s.errorf(pos, "%s: definition %s (%s) has no parameter %q%s", how, def, where, name, paramList(decls))
+	}
+	params := make([]Param, 0, len(decls))
+	for _, d := range decls {
+		p := Param{Name: d.Name, Default: d.Default, Pos: d.Pos}
+		switch v, ok := vals[d.Name]; {
+		case ok:
+			p.Value, p.Unset = v.val.v, v.val.unknown
+		case d.Default != nil:
+			p.Value = *d.Default
+		case s.r.opts.ParamsOptional && at.File == "":
+			p.Unset = true
+		case at.File == "":
+			s.errorf(d.Pos, "parameter %q of %s has no value: pass --set %s=VALUE", d.Name, def, d.Name)
+			p.Unset = true
+		default:
+			s.errorf(at, "definition %s requires parameter %q (declared at %s): pass it with WITH %s=VALUE", def, d.Name, d.Pos, d.Name)
+			p.Unset = true
+		}
+		params = append(params, p)
+	}
+	return params
+}
+
+// declared is Declared with the checks of the PARAM statements, once per
+// file.
+func (s *run) declared(f *file) []ParamDecl {
+	if f.params != nil {
+		return *f.params
+	}
+	decls := Declared(f.ast)
+	seen := map[string]diag.Pos{}
+	for _, st := range f.ast.Statements {
+		p := st.Param
+		if p == nil {
+			continue
+		}
+		pos := grammar.Position(p.Name.Pos)
+		if !paramName.MatchString(p.Name.Value) {
+			s.errorf(pos, "invalid parameter name %q: use letters, digits and '_', not starting with a digit", p.Name.Value)
+		}
+		if prev, ok := seen[p.Name.Value]; ok {
+			s.errorf(pos, "parameter %q is declared twice (first at %s)", p.Name.Value, prev)
+		}
+		seen[p.Name.Value] = pos
+		if p.Default != nil {
+			if i, ok := scanRefs(p.Default.Text); ok {
+				at := valuePos(p.Default.Tokens, grammar.Position(p.Default.Pos))
+				at.Col += i
+				at.Offset += i
+				s.errorf(at, "the default of %q is a plain value: it cannot use ${...} (write $${ for a literal ${)", p.Name.Value)
+			}
+		}
+	}
+	f.params = &decls
+	return decls
+}
+
+// scanRefs reports whether text holds a ${ that is a parameter use, and
+// whether it holds any.
+func scanRefs(text string) (int, bool) {
+	for i := 0; i+1 < len(text); i++ {
+		if text[i] != '$' {
+			continue
+		}
+		if strings.HasPrefix(text[i:], "$${") {
+			i += 2
+			continue
+		}
+		if text[i+1] == '{' {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func paramList(decls []ParamDecl) string {
+	if len(decls) == 0 {
+		return " (it declares none)"
+	}
+	names := make([]string, len(decls))
+	for i, d := range decls {
+		names[i] = d.Name
+	}
+	return " (its parameters: " + strings.Join(names, ", ") + ")"
+}
+
+// valuePos is the position of a value's text: its last token (a SET's
+// value follows its key and '='), one column in for a quoted string.
+func valuePos(toks []lexer.Token, fallback diag.Pos) diag.Pos {
+	if len(toks) == 0 {
+		return fallback
+	}
+	return grammar.TextPos(toks[len(toks)-1])
+}
+
+// expand replaces each ${name} in text with the value of parameter name of
+// the instance sc; pos is where text starts. An undeclared name is reported
+// at its position. ok is false when text cannot be used: an error was
+// reported, or a value is unknown (then text is returned as written).
+func (s *run) expand(sc *scope, text string, pos diag.Pos, report bool) (out string, ok bool) {
+	if !strings.Contains(text, "$") {
+		return text, true
+	}
+	var b strings.Builder
+	ok = true
+	unknown := false
+	for i := 0; i < len(text); {
+		c := text[i]
+		switch {
+		case c != '$':
+			b.WriteByte(c)
+			i++
+			continue
+		case strings.HasPrefix(text[i:], "$${"):
+			b.WriteString("${")
+			i += 3
+			continue
+		case !strings.HasPrefix(text[i:], "${"):
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		at := pos
+		at.Col += i
+		at.Offset += i
+		end := strings.IndexByte(text[i+2:], '}')
+		if end < 0 {
+			if report {
+				s.errorf(at, "unterminated ${: write ${name}, or $${ for a literal ${")
+			}
+			return text, false
+		}
+		name := text[i+2 : i+2+end]
+		i += 3 + end
+		p, found := sc.param(name)
+		switch {
+		case !found:
+			if report {
+				s.errorf(at, "${%s}: %s declares no parameter %q%s; declare it with PARAM %s", name, sc.env.Def, name, paramList(sc.decls), name)
+			}
+			ok = false
+		case p.Unset:
+			unknown = true
+		default:
+			b.WriteString(p.Value)
+		}
+	}
+	if !ok || unknown {
+		return text, false
+	}
+	return b.String(), true
+}
+
+// param finds the instance's parameter name.
+func (sc *scope) param(name string) (Param, bool) {
+	for _, p := range sc.env.Params {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Param{}, false
+}
+
+// with evaluates the WITH values of an ENV statement in the includer's
+// scope sc.
+func (s *run) with(sc *scope, st *grammar.Env) map[string]passed {
+	if len(st.With) == 0 {
+		return nil
+	}
+	vals := make(map[string]passed, len(st.With))
+	for _, a := range st.With {
+		npos := grammar.Position(a.Name.Pos)
+		if prev, ok := vals[a.Name.Value]; ok {
+			s.errorf(npos, "WITH %s is given twice (first at %s)", a.Name.Value, prev.pos)
+			continue
+		}
+		v, ok := s.expand(sc, a.Value.Text, valuePos(a.Value.Tokens, grammar.Position(a.Value.Pos)), true)
+		vals[a.Name.Value] = passed{val: pval{v: v, unknown: !ok}, pos: npos}
+	}
+	return vals
+}
+
+// sameValues reports whether two instances' parameters are equal.
+func sameValues(a, b []Param) bool {
+	return slices.EqualFunc(a, b, func(x, y Param) bool {
+		return x.Name == y.Name && x.Unset == y.Unset && x.Value == y.Value
+	})
+}
+
+// showValues prints parameters as name=value, secrets masked.
+func showValues(ps []Param) string {
+	if len(ps) == 0 {
+		return "no parameters"
+	}
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = fmt.Sprintf("%s=%q", p.Name, p.Shown())
+	}
+	return strings.Join(parts, ", ")
+}
