@@ -131,7 +131,9 @@ func (s *run) bind(f *file, at diag.Pos, vals map[string]passed) []Param {
 			p.Value, p.Unset = v.val.v, v.val.unknown
 		case d.Default != nil:
 			p.Value = *d.Default
-		case s.r.opts.ParamsOptional && at.File == "":
+		case s.r.opts.ParamsOptional && len(s.stack) <= 1:
+			// the root, or included by the root (denv add checks a
+			// definition through a root that includes it)
 			p.Unset = true
 		case at.File == "":
 			s.errorf(d.Pos, "parameter %q of %s has no value: pass --set %s=VALUE", d.Name, def, d.Name)
@@ -321,4 +323,68 @@ func showValues(ps []Param) string {
 		parts[i] = fmt.Sprintf("%s=%q", p.Name, p.Shown())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// ShownParams are the instance's parameter values as denv prints them
+// (Param.Shown), by name; nil when it has none.
+func (e *Env) ShownParams() map[string]string {
+	if len(e.Params) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(e.Params))
+	for _, p := range e.Params {
+		m[p.Name] = p.Shown()
+	}
+	return m
+}
+
+// ParamInfo describes one parameter of an environment instance for
+// listings (denv def): defaults and values as printed, secrets masked.
+type ParamInfo struct {
+	Environment string  `json:"environment"`
+	Definition  string  `json:"definition"`
+	Name        string  `json:"name"`
+	Default     *string `json:"default"` // null: required
+	Value       string  `json:"value"`   // "" when unset
+	Source      string  `json:"source"`  // the PARAM statement, file:line
+}
+
+// ParamList lists the parameters of every instance of g, in graph order.
+func ParamList(g *Graph) []ParamInfo {
+	var out []ParamInfo
+	for _, e := range g.Envs {
+		for _, p := range e.Params {
+			pi := ParamInfo{Environment: e.Name, Definition: e.Def, Name: p.Name, Value: p.Shown(), Source: p.Pos.Short()}
+			if p.Default != nil {
+				d := Mask(p.Name, *p.Default)
+				pi.Default = &d
+			}
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
+// ParseSets reads command-line values "name=value" (denv compile|run
+// --set) into Options.Params. The value is taken as written: everything
+// after the first '=', ${ included.
+func ParseSets(sets []string) (map[string]string, error) {
+	if len(sets) == 0 {
+		return nil, nil
+	}
+	vals := make(map[string]string, len(sets))
+	for _, s := range sets {
+		name, value, ok := strings.Cut(s, "=")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("--set %q: want NAME=VALUE", s)
+		case !paramName.MatchString(name):
+			return nil, fmt.Errorf("--set %q: %q is not a parameter name (letters, digits and '_', not starting with a digit)", s, name)
+		}
+		if _, dup := vals[name]; dup {
+			return nil, fmt.Errorf("--set %s is given twice", name)
+		}
+		vals[name] = value
+	}
+	return vals, nil
 }

@@ -12,7 +12,7 @@ import (
 // paramFiles is a root with a required and a defaulted parameter that
 // passes both on to an included definition.
 var paramFiles = map[string]string{
-	"app.denv": "PARAM pg = \"16\"\nPARAM db_password\nENV pg-env WITH version=${pg}, password=${db_password}\nIMAGE ex/app:${pg} LINK pg-env\n",
+	"app.denv":    "PARAM pg = \"16\"\nPARAM db_password\nENV pg-env WITH version=${pg}, password=${db_password}\nIMAGE ex/app:${pg} LINK pg-env\n",
 	"pg-env.denv": "PARAM version\nPARAM password\nIMAGE ex/db:${version} AS db SET P=${password} PORT ${version}0:5432\nEXPOSE db\n",
 }
 

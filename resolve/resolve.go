@@ -49,9 +49,10 @@ type Options struct {
 	ReadFile func(name string) ([]byte, error)
 	// Params are the root's parameter values (denv compile|run --set).
 	Params map[string]string
-	// ParamsOptional lets the root's required parameters go without a
-	// value, for checking a definition before it is given any (denv add):
-	// what uses them is taken as written and not checked further.
+	// ParamsOptional lets the required parameters of the root and of the
+	// definitions it includes directly go without a value, for checking a
+	// definition before it is given any (denv add, denv def): what uses
+	// them is taken as written and not checked further.
 	ParamsOptional bool
 }
 

@@ -56,6 +56,8 @@ type envJSON struct {
 	Created    time.Time  `json:"created"`
 	ClonedFrom string     `json:"cloned_from"`
 	Digest     string     `json:"digest"`
+	// Params are the values it was run with, secrets masked.
+	Params map[string]string `json:"params,omitempty"`
 }
 
 type portJSON struct {
@@ -123,6 +125,7 @@ func merge(rec envs.Record, e backend.Env, found bool) envJSON {
 		Created:    rec.Created,
 		ClonedFrom: rec.ClonedFrom,
 		Digest:     rec.Digest,
+		Params:     rec.Params,
 	}
 	if !found {
 		return j
