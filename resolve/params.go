@@ -2,7 +2,6 @@ package resolve
 
 import (
 	"fmt"
-	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -111,10 +110,14 @@ func (s *run) bind(f *file, at diag.Pos, vals map[string]passed) []Param {
 	decls := s.declared(f)
 	def := f.loc.defName()
 	where := s.display(f.loc.displayPath())
-	for _, name := range slices.Sorted(maps.Keys(vals)) {
-		if slices.ContainsFunc(decls, func(d ParamDecl) bool { return d.Name == name }) {
-			continue
+	var unknown []string
+	for name := range vals {
+		if !slices.ContainsFunc(decls, func(d ParamDecl) bool { return d.Name == name }) {
+			unknown = append(unknown, name)
 		}
+	}
+	slices.Sort(unknown) // reported in a stable order
+	for _, name := range unknown {
 		v := vals[name]
 		pos := v.pos
 		how := "WITH " + name
