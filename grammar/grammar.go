@@ -107,16 +107,11 @@ type Assign struct {
 }
 
 // Value is a word or a quoted string (unquoted) that may use ${name}.
-// Tokens holds its one token, whose position and type say where each
-// ${name} inside it is (Quoted tells the string form).
+// Pos is its one token's: TokensAt finds where the text inside starts.
 type Value struct {
-	Pos    Pos
-	Text   string `parser:"@( Word | String | Keyword )"`
-	Tokens []lexer.Token
+	Pos  Pos
+	Text string `parser:"@( Word | String | Keyword )"`
 }
-
-// Quoted reports whether v was written as a quoted string.
-func (v *Value) Quoted() bool { return len(v.Tokens) == 1 && v.Tokens[0].Type == tokString }
 
 // Set is an environment variable of a service. Keys may be keywords
 // (SET PORT=80), so they are matched as any word.
@@ -124,9 +119,6 @@ type Set struct {
 	Pos   Pos
 	Key   string `parser:"@( Word | Keyword ) '='"`
 	Value string `parser:"@( Word | String | Keyword )"`
-	// Tokens are the key, '=' and value tokens: the value's position, for
-	// ${name} diagnostics.
-	Tokens []lexer.Token
 }
 
 // Cmd is a service's command: Shell for the string form (split into words
@@ -135,9 +127,6 @@ type Cmd struct {
 	Pos   Pos
 	Shell *string  `parser:"@String"`
 	Exec  []string `parser:"| '[' @String ( ',' @String )* ']'"`
-	// Tokens are the command's tokens: the positions of its strings, for
-	// ${name} diagnostics.
-	Tokens []lexer.Token
 }
 
 // Expose names the environment's interface.
@@ -246,6 +235,26 @@ func TextPos(t lexer.Token) diag.Pos {
 
 // IsString reports whether t is a quoted string token.
 func IsString(t lexer.Token) bool { return t.Type == tokString }
+
+// TokensAt lexes up to n tokens of src, the file a node was parsed from,
+// starting at the node's position pos. It finds where a token inside a
+// node is (the value of a SET, the k-th string of a CMD) for the rare
+// diagnostic that needs it, so that the AST need not carry every token.
+func TokensAt(src []byte, pos Pos, n int) []lexer.Token {
+	if pos.Offset < 0 || pos.Offset > len(src) {
+		return nil
+	}
+	l := &lex{src: src, pos: pos}
+	var out []lexer.Token
+	for len(out) < n {
+		t, err := l.Next()
+		if err != nil || t.EOF() {
+			break
+		}
+		out = append(out, t)
+	}
+	return out
+}
 
 // Position converts a participle position to a diagnostic position.
 func Position(p Pos) diag.Pos {

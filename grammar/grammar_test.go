@@ -113,7 +113,7 @@ func TestParseParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := f.Statements[0].Param
-	if p.Name.Value != "version" || p.Default == nil || p.Default.Text != "15" || !p.Default.Quoted() {
+	if p.Name.Value != "version" || p.Default == nil || p.Default.Text != "15" {
 		t.Errorf("PARAM = %+v %+v", p.Name, p.Default)
 	}
 	if p := f.Statements[1].Param; p.Name.Value != "password" || p.Default != nil {
@@ -125,7 +125,11 @@ func TestParseParams(t *testing.T) {
 		t.Errorf("WITH = %+v %+v", env.With[0], env.With[1])
 	}
 	set := f.Statements[3].Image.Clauses[0].Set
-	if pos := grammar.TextPos(set.Tokens[len(set.Tokens)-1]); pos.Line != 4 || pos.Col != 16 {
+	toks := grammar.TokensAt([]byte(src), set.Pos, 3)
+	if len(toks) != 3 {
+		t.Fatalf("TokensAt = %v", toks)
+	}
+	if pos := grammar.TextPos(toks[2]); pos.Line != 4 || pos.Col != 16 || !grammar.IsString(toks[2]) {
 		t.Errorf("SET value text at %v, want 4:16", pos)
 	}
 	for _, bad := range []string{"PARAM", "PARAM x =", "ENV a WITH", "ENV a WITH x", "ENV a WITH x=1,", "ENV a WITH x=1 y=2", "PARAM x = y = z"} {

@@ -101,7 +101,7 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		return
 	}
 	sc.failed[name] = true // until it succeeds
-	vals := s.with(sc, st)
+	vals := s.with(from, sc, st)
 	f, err := s.lookup(from, ref, pos)
 	if err != nil {
 		// an error inside the included file already names its position

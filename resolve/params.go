@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/alecthomas/participle/v2/lexer"
-
 	"github.com/alebellu/denv/diag"
 	"github.com/alebellu/denv/grammar"
 )
@@ -173,7 +171,7 @@ func (s *run) declared(f *file) []ParamDecl {
 		seen[p.Name.Value] = pos
 		if p.Default != nil {
 			if i, ok := scanRefs(p.Default.Text); ok {
-				at := valuePos(p.Default.Tokens, grammar.Position(p.Default.Pos))
+				at := f.textPos(p.Default.Pos, 0)
 				at.Col += i
 				at.Offset += i
 				s.errorf(at, "the default of %q is a plain value: it cannot use ${...} (write $${ for a literal ${)", p.Name.Value)
@@ -213,21 +211,23 @@ func paramList(decls []ParamDecl) string {
 	return " (its parameters: " + strings.Join(names, ", ") + ")"
 }
 
-// valuePos is the position of a value's text: its last token (a SET's
-// value follows its key and '='), one column in for a quoted string.
-func valuePos(toks []lexer.Token, fallback diag.Pos) diag.Pos {
-	if len(toks) == 0 {
-		return fallback
+// textPos is where the text of token k (from 0) of the node at pos in f
+// starts: one column in for a quoted string. Only diagnostics need it.
+func (f *file) textPos(pos grammar.Pos, k int) diag.Pos {
+	toks := grammar.TokensAt(f.src, pos, k+1)
+	if len(toks) <= k {
+		return grammar.Position(pos)
 	}
-	return grammar.TextPos(toks[len(toks)-1])
+	return grammar.TextPos(toks[k])
 }
 
 // expand replaces each ${name} in text with the value of parameter name of
-// the instance sc; pos is where text starts. An undeclared name is reported
-// at its position. ok is false when text cannot be used: an error was
-// reported, or a value is unknown (then text is returned as written).
-func (s *run) expand(sc *scope, text string, pos diag.Pos, report bool) (out string, ok bool) {
-	if !strings.Contains(text, "$") {
+// the instance sc; at says where text starts (asked only for an error). An
+// undeclared name is reported at its position. ok is false when text cannot
+// be used: an error was reported, or a value is unknown (then text is
+// returned as written).
+func (s *run) expand(sc *scope, text string, at func() diag.Pos, report bool) (out string, ok bool) {
+	if strings.IndexByte(text, '$') < 0 {
 		return text, true
 	}
 	var b strings.Builder
@@ -249,23 +249,27 @@ func (s *run) expand(sc *scope, text string, pos diag.Pos, report bool) (out str
 			i++
 			continue
 		}
-		at := pos
-		at.Col += i
-		at.Offset += i
+		posAt := func(i int) diag.Pos {
+			p := at()
+			p.Col += i
+			p.Offset += i
+			return p
+		}
 		end := strings.IndexByte(text[i+2:], '}')
 		if end < 0 {
 			if report {
-				s.errorf(at, "unterminated ${: write ${name}, or $${ for a literal ${")
+				s.errorf(posAt(i), "unterminated ${: write ${name}, or $${ for a literal ${")
 			}
 			return text, false
 		}
 		name := text[i+2 : i+2+end]
+		start := i
 		i += 3 + end
 		p, found := sc.param(name)
 		switch {
 		case !found:
 			if report {
-				s.errorf(at, "${%s}: %s declares no parameter %q%s; declare it with PARAM %s", name, sc.env.Def, name, paramList(sc.decls), name)
+				s.errorf(posAt(start), "${%s}: %s declares no parameter %q%s; declare it with PARAM %s", name, sc.env.Def, name, paramList(sc.decls), name)
 			}
 			ok = false
 		case p.Unset:
@@ -292,7 +296,7 @@ func (sc *scope) param(name string) (Param, bool) {
 
 // with evaluates the WITH values of an ENV statement in the includer's
 // scope sc.
-func (s *run) with(sc *scope, st *grammar.Env) map[string]passed {
+func (s *run) with(f *file, sc *scope, st *grammar.Env) map[string]passed {
 	if len(st.With) == 0 {
 		return nil
 	}
@@ -303,7 +307,7 @@ func (s *run) with(sc *scope, st *grammar.Env) map[string]passed {
 			s.errorf(npos, "WITH %s is given twice (first at %s)", a.Name.Value, prev.pos)
 			continue
 		}
-		v, ok := s.expand(sc, a.Value.Text, valuePos(a.Value.Tokens, grammar.Position(a.Value.Pos)), true)
+		v, ok := s.expand(sc, a.Value.Text, func() diag.Pos { return f.textPos(a.Value.Pos, 0) }, true)
 		vals[a.Name.Value] = passed{val: pval{v: v, unknown: !ok}, pos: npos}
 	}
 	return vals

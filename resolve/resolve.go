@@ -139,6 +139,7 @@ type file struct {
 	loc    location
 	ast    *grammar.File
 	params *[]ParamDecl // checked declarations, once known
+	src    []byte       // the bytes ast was parsed from, for positions inside nodes
 }
 
 // root locates the definition named on the command line.
@@ -225,7 +226,7 @@ func (r *run) parse(loc location, data []byte) (*file, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &file{loc: loc, ast: ast}
+	f := &file{loc: loc, ast: ast, src: data}
 	r.files[loc.key()] = f
 	return f, nil
 }

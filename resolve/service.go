@@ -25,7 +25,7 @@ var (
 // addService resolves one IMAGE (clauses may be nil for IMAGES).
 func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*grammar.Clause) {
 	pos := grammar.Position(ref.Pos)
-	image, ok := s.expand(sc, ref.Value, pos, true)
+	image, ok := s.expand(sc, ref.Value, func() diag.Pos { return pos }, true)
 	var svcName string
 	if ok {
 		named, err := reference.ParseNormalizedNamed(image)
@@ -63,14 +63,14 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 		case c.Volume != nil:
 			s.volume(f, svc, c.Volume)
 		case c.Set != nil:
-			s.set(sc, svc, c.Set)
+			s.set(f, sc, svc, c.Set)
 		case c.Cmd != nil:
 			if cmdPos != nil {
 				s.errorf(cpos, "second CMD for this image (the first is at %s)", cmdPos)
 				continue
 			}
 			cmdPos = &cpos
-			s.cmd(sc, svc, c.Cmd)
+			s.cmd(f, sc, svc, c.Cmd)
 		}
 	}
 	if !envName.MatchString(svc.Name) {
@@ -88,7 +88,7 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 
 func (s *run) port(sc *scope, svc *Service, w *grammar.Word) {
 	pos := grammar.Position(w.Pos)
-	word, ok := s.expand(sc, w.Value, pos, true)
+	word, ok := s.expand(sc, w.Value, func() diag.Pos { return pos }, true)
 	if !ok {
 		return
 	}
@@ -201,7 +201,7 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 
 var nonName = regexp.MustCompile(`[^a-z0-9_.-]+`)
 
-func (s *run) set(sc *scope, svc *Service, st *grammar.Set) {
+func (s *run) set(f *file, sc *scope, svc *Service, st *grammar.Set) {
 	pos := grammar.Position(st.Pos)
 	if !envKeyRule.MatchString(st.Key) {
 		s.errorf(pos, "invalid variable name %q: use letters, digits and '_', not starting with a digit", st.Key)
@@ -213,19 +213,14 @@ func (s *run) set(sc *scope, svc *Service, st *grammar.Set) {
 			return
 		}
 	}
-	value, _ := s.expand(sc, st.Value, valuePos(st.Tokens, pos), true)
+	// the value is the third token: KEY = VALUE
+	value, _ := s.expand(sc, st.Value, func() diag.Pos { return f.textPos(st.Pos, 2) }, true)
 	svc.Environ = append(svc.Environ, EnvVar{Key: st.Key, Value: value, Pos: pos})
 }
 
-func (s *run) cmd(sc *scope, svc *Service, c *grammar.Cmd) {
+func (s *run) cmd(f *file, sc *scope, svc *Service, c *grammar.Cmd) {
 	if c.Shell == nil {
 		svc.Command = c.Exec
-		strs := c.Tokens[:0:0]
-		for _, t := range c.Tokens {
-			if grammar.IsString(t) {
-				strs = append(strs, t)
-			}
-		}
 		cloned := false
 		for i, w := range c.Exec {
 			if !strings.Contains(w, "$") {
@@ -234,22 +229,15 @@ func (s *run) cmd(sc *scope, svc *Service, c *grammar.Cmd) {
 			if !cloned {
 				svc.Command, cloned = slices.Clone(c.Exec), true // the AST stays as parsed
 			}
-			at := grammar.Position(c.Pos)
-			if i < len(strs) {
-				at = grammar.TextPos(strs[i])
-			}
-			svc.Command[i], _ = s.expand(sc, w, at, true)
+			// the words are tokens 1, 3, 5...: [ "a" , "b" ]
+			svc.Command[i], _ = s.expand(sc, w, func() diag.Pos { return f.textPos(c.Pos, 1+2*i) }, true)
 		}
 		return
 	}
 	if strings.Contains(*c.Shell, "$") {
-		at := grammar.Position(c.Pos)
-		if len(c.Tokens) > 0 {
-			at = grammar.TextPos(c.Tokens[0])
-		}
 		// report undeclared names where they are written; the words
 		// are expanded one by one below, so a value stays one word
-		if _, ok := s.expand(sc, *c.Shell, at, true); !ok {
+		if _, ok := s.expand(sc, *c.Shell, func() diag.Pos { return f.textPos(c.Pos, 0) }, true); !ok {
 			svc.Command = []string{*c.Shell}
 			return
 		}
@@ -264,7 +252,7 @@ func (s *run) cmd(sc *scope, svc *Service, c *grammar.Cmd) {
 		return
 	}
 	for i, w := range words {
-		words[i], _ = s.expand(sc, w, grammar.Position(c.Pos), false)
+		words[i], _ = s.expand(sc, w, nil, false)
 	}
 	svc.Command = words
 }
