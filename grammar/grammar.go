@@ -92,25 +92,22 @@ type Clause struct {
 }
 
 // Param declares a parameter of the definition; Default is nil for a
-// required one.
+// required one. Pos is the PARAM keyword's; the name is token 1 and the
+// default token 3 (TokensAt). The nodes of parameters are flat, without a
+// node per word: every node costs participle a reflective allocation, and
+// a parameter passed on every include must stay cheap.
 type Param struct {
 	Pos     Pos
-	Name    *Word  `parser:"'PARAM' @@"`
-	Default *Value `parser:"( '=' @@ )?"`
+	Name    string  `parser:"'PARAM' @Word"`
+	Default *string `parser:"( '=' @( Word | String | Keyword ) )?"`
 }
 
-// Assign is one "name=value" of an ENV ... WITH.
+// Assign is one "name=value" of an ENV ... WITH. Pos is the name's; the
+// value is token 2 (TokensAt).
 type Assign struct {
 	Pos   Pos
-	Name  *Word  `parser:"@@ '='"`
-	Value *Value `parser:"@@"`
-}
-
-// Value is a word or a quoted string (unquoted) that may use ${name}.
-// Pos is its one token's: TokensAt finds where the text inside starts.
-type Value struct {
-	Pos  Pos
-	Text string `parser:"@( Word | String | Keyword )"`
+	Name  string `parser:"@Word '='"`
+	Value string `parser:"@( Word | String | Keyword )"`
 }
 
 // Set is an environment variable of a service. Keys may be keywords

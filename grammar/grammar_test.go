@@ -113,15 +113,15 @@ func TestParseParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := f.Statements[0].Param
-	if p.Name.Value != "version" || p.Default == nil || p.Default.Text != "15" {
-		t.Errorf("PARAM = %+v %+v", p.Name, p.Default)
+	if p.Name != "version" || p.Default == nil || *p.Default != "15" {
+		t.Errorf("PARAM = %+v", p)
 	}
-	if p := f.Statements[1].Param; p.Name.Value != "password" || p.Default != nil {
+	if p := f.Statements[1].Param; p.Name != "password" || p.Default != nil {
 		t.Errorf("required PARAM = %+v", p)
 	}
 	env := f.Statements[2].Env
-	if env.As.Value != "db" || len(env.With) != 2 || env.With[0].Name.Value != "version" || env.With[0].Value.Text != "${v}" ||
-		env.With[1].Value.Text != "a b" || env.With[1].Name.Pos.Column != 37 {
+	if env.As.Value != "db" || len(env.With) != 2 || env.With[0].Name != "version" || env.With[0].Value != "${v}" ||
+		env.With[1].Value != "a b" || env.With[1].Pos.Column != 37 {
 		t.Errorf("WITH = %+v %+v", env.With[0], env.With[1])
 	}
 	set := f.Statements[3].Image.Clauses[0].Set

@@ -76,12 +76,12 @@ func Declared(f *grammar.File) []ParamDecl {
 	var out []ParamDecl
 	for _, st := range f.Statements {
 		p := st.Param
-		if p == nil || slices.ContainsFunc(out, func(d ParamDecl) bool { return d.Name == p.Name.Value }) {
+		if p == nil || slices.ContainsFunc(out, func(d ParamDecl) bool { return d.Name == p.Name }) {
 			continue
 		}
-		d := ParamDecl{Name: p.Name.Value, Pos: grammar.Position(p.Name.Pos)}
+		d := ParamDecl{Name: p.Name, Pos: grammar.Position(p.Pos)}
 		if p.Default != nil {
-			v := strings.ReplaceAll(p.Default.Text, "$${", "${")
+			v := strings.ReplaceAll(*p.Default, "$${", "${")
 			d.Default = &v
 		}
 		out = append(out, d)
@@ -161,20 +161,20 @@ func (s *run) declared(f *file) []ParamDecl {
 		if p == nil {
 			continue
 		}
-		pos := grammar.Position(p.Name.Pos)
-		if !paramName.MatchString(p.Name.Value) {
-			s.errorf(pos, "invalid parameter name %q: use letters, digits and '_', not starting with a digit", p.Name.Value)
+		pos := grammar.Position(p.Pos)
+		if !paramName.MatchString(p.Name) {
+			s.errorf(f.textPos(p.Pos, 1), "invalid parameter name %q: use letters, digits and '_', not starting with a digit", p.Name)
 		}
-		if prev, ok := seen[p.Name.Value]; ok {
-			s.errorf(pos, "parameter %q is declared twice (first at %s)", p.Name.Value, prev)
+		if prev, ok := seen[p.Name]; ok {
+			s.errorf(pos, "parameter %q is declared twice (first at %s)", p.Name, prev)
 		}
-		seen[p.Name.Value] = pos
+		seen[p.Name] = pos
 		if p.Default != nil {
-			if i, ok := scanRefs(p.Default.Text); ok {
-				at := f.textPos(p.Default.Pos, 0)
+			if i, ok := scanRefs(*p.Default); ok {
+				at := f.textPos(p.Pos, 3) // PARAM name = default
 				at.Col += i
 				at.Offset += i
-				s.errorf(at, "the default of %q is a plain value: it cannot use ${...} (write $${ for a literal ${)", p.Name.Value)
+				s.errorf(at, "the default of %q is a plain value: it cannot use ${...} (write $${ for a literal ${)", p.Name)
 			}
 		}
 	}
@@ -302,13 +302,13 @@ func (s *run) with(f *file, sc *scope, st *grammar.Env) map[string]passed {
 	}
 	vals := make(map[string]passed, len(st.With))
 	for _, a := range st.With {
-		npos := grammar.Position(a.Name.Pos)
-		if prev, ok := vals[a.Name.Value]; ok {
-			s.errorf(npos, "WITH %s is given twice (first at %s)", a.Name.Value, prev.pos)
+		npos := grammar.Position(a.Pos)
+		if prev, ok := vals[a.Name]; ok {
+			s.errorf(npos, "WITH %s is given twice (first at %s)", a.Name, prev.pos)
 			continue
 		}
-		v, ok := s.expand(sc, a.Value.Text, func() diag.Pos { return f.textPos(a.Value.Pos, 0) }, true)
-		vals[a.Name.Value] = passed{val: pval{v: v, unknown: !ok}, pos: npos}
+		v, ok := s.expand(sc, a.Value, func() diag.Pos { return f.textPos(a.Pos, 2) }, true) // name = value
+		vals[a.Name] = passed{val: pval{v: v, unknown: !ok}, pos: npos}
 	}
 	return vals
 }

@@ -50,7 +50,7 @@ func TestParamsErrors(t *testing.T) {
 		set  map[string]string
 		want []string
 	}{
-		{"missing", nil, []string{`app.denv:2:7: parameter "db_password" of app has no value: pass --set db_password=VALUE`}},
+		{"missing", nil, []string{`app.denv:2:1: parameter "db_password" of app has no value: pass --set db_password=VALUE`}},
 		{"unknown", map[string]string{"db_password": "x", "pgg": "1", "zz": "2"}, []string{
 			`app.denv: --set pgg: definition app (app.denv) has no parameter "pgg" (its parameters: pg, db_password)`,
 			`app.denv: --set zz: definition app`}},
