@@ -64,6 +64,8 @@ func Compile(g *resolve.Graph, opts Options) (*types.Project, error) {
 		services: types.Services{},
 		networks: types.Networks{},
 		volumes:  types.Volumes{},
+
+		paramLabel: map[string]string{},
 	}
 	for _, env := range g.Envs {
 		c.networks[c.network(env)] = types.NetworkConfig{}
@@ -89,6 +91,8 @@ type compiler struct {
 	services types.Services
 	networks types.Networks
 	volumes  types.Volumes
+	// paramLabel holds the label key of each parameter name
+	paramLabel map[string]string
 }
 
 // ServiceName is the compose name of svc.
@@ -133,7 +137,12 @@ func (c *compiler) service(svc *resolve.Service) {
 		LabelSource:      svc.Pos.Short(),
 	}
 	for _, p := range env.Params {
-		sc.Labels[LabelParamPrefix+p.Name] = p.Shown()
+		key, ok := c.paramLabel[p.Name]
+		if !ok {
+			key = LabelParamPrefix + p.Name // once per name, not per service
+			c.paramLabel[p.Name] = key
+		}
+		sc.Labels[key] = p.Shown()
 	}
 	sc.Networks = map[string]*types.ServiceNetworkConfig{}
 	net := c.network(env)

@@ -63,8 +63,11 @@ type Env struct {
 	Pos Pos
 	Ref *Word `parser:"'ENV' @@"`
 	As  *Word `parser:"( 'AS' @@ )?"`
-	// With holds the parameter values the includer passes (section 7).
-	With []*Assign `parser:"( 'WITH' @@ ( ',' @@ )* )?"`
+	// With holds the parameter values the includer passes (section 7),
+	// flat: name, value, name, value... (strings unquoted). Flat because a
+	// node per assignment cost participle a reflective allocation on
+	// every include; WithPos finds where each is written.
+	With []string `parser:"( 'WITH' @Word '=' @( Word | String | Keyword ) ( ',' @Word '=' @( Word | String | Keyword ) )* )?"`
 }
 
 // Images declares several services with no clauses.
@@ -102,12 +105,22 @@ type Param struct {
 	Default *string `parser:"( '=' @( Word | String | Keyword ) )?"`
 }
 
-// Assign is one "name=value" of an ENV ... WITH. Pos is the name's; the
-// value is token 2 (TokensAt).
-type Assign struct {
-	Pos   Pos
-	Name  string `parser:"@Word '='"`
-	Value string `parser:"@( Word | String | Keyword )"`
+// WithPos returns where assignment i (from 0) of e's WITH is written in
+// src, the file e was parsed from: its name's token and its value's. Only
+// diagnostics need it.
+func (e *Env) WithPos(src []byte, i int) (name, value lexer.Token) {
+	// ENV ref [AS n] WITH: at most 5 tokens before the first name
+	toks := TokensAt(src, e.Pos, 5+4*(i+1))
+	for j, t := range toks {
+		if t.Type == tokKeyword && t.Value == "WITH" {
+			k := j + 1 + 4*i
+			if k+2 < len(toks) {
+				return toks[k], toks[k+2]
+			}
+			break
+		}
+	}
+	return lexer.Token{Pos: e.Pos}, lexer.Token{Pos: e.Pos}
 }
 
 // Set is an environment variable of a service. Keys may be keywords

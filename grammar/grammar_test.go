@@ -120,9 +120,11 @@ func TestParseParams(t *testing.T) {
 		t.Errorf("required PARAM = %+v", p)
 	}
 	env := f.Statements[2].Env
-	if env.As.Value != "db" || len(env.With) != 2 || env.With[0].Name != "version" || env.With[0].Value != "${v}" ||
-		env.With[1].Value != "a b" || env.With[1].Pos.Column != 37 {
-		t.Errorf("WITH = %+v %+v", env.With[0], env.With[1])
+	if env.As.Value != "db" || strings.Join(env.With, "|") != "version|${v}|password|a b" {
+		t.Errorf("WITH = %q", env.With)
+	}
+	if n, v := env.WithPos([]byte(src), 1); n.Pos.Column != 37 || n.Value != "password" || v.Pos.Column != 46 || !grammar.IsString(v) {
+		t.Errorf("WithPos(1) = %v %v", n, v)
 	}
 	set := f.Statements[3].Image.Clauses[0].Set
 	toks := grammar.TokensAt([]byte(src), set.Pos, 3)

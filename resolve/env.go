@@ -16,7 +16,7 @@ var envName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 // instantiate makes the instance name of definition f, resolving its
 // includes first (depth first) and then its services.
-func (s *run) instantiate(f *file, name string, pos diag.Pos, vals map[string]passed) *Env {
+func (s *run) instantiate(f *file, name string, pos diag.Pos, vals []passed) *Env {
 	return s.instantiateWith(f, name, pos, s.bind(f, pos, vals))
 }
 

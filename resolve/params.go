@@ -95,29 +95,53 @@ type pval struct {
 	unknown bool
 }
 
-// passed is one value handed to a definition: by WITH or --set.
+// passed is one value handed to a definition: by WITH or --set. A
+// handful per include: a slice, searched, costs less than a map.
 type passed struct {
-	val pval
-	pos diag.Pos // the WITH name; zero for --set
+	name string
+	val  pval
+	// where: assignment i of env's WITH, in src; env is nil for --set
+	env *grammar.Env
+	src []byte
+	i   int
+}
+
+// at is where the value was passed: the WITH name (zero for --set).
+func (p passed) at() diag.Pos {
+	if p.env == nil {
+		return diag.Pos{}
+	}
+	n, _ := p.env.WithPos(p.src, p.i)
+	return grammar.Position(n.Pos)
+}
+
+// find returns the value passed for name.
+func find(vals []passed, name string) (passed, bool) {
+	for _, v := range vals {
+		if v.name == name {
+			return v, true
+		}
+	}
+	return passed{}, false
 }
 
 // bind checks the values passed to definition f (declared decls) and
 // returns the instance's parameters. at is where f is included (the ENV
 // statement), zero for the root.
-func (s *run) bind(f *file, at diag.Pos, vals map[string]passed) []Param {
+func (s *run) bind(f *file, at diag.Pos, vals []passed) []Param {
 	decls := s.declared(f)
 	def := f.loc.defName()
 	where := s.display(f.loc.displayPath())
 	var unknown []string
-	for name := range vals {
-		if !slices.ContainsFunc(decls, func(d ParamDecl) bool { return d.Name == name }) {
-			unknown = append(unknown, name)
+	for _, v := range vals {
+		if !slices.ContainsFunc(decls, func(d ParamDecl) bool { return d.Name == v.name }) {
+			unknown = append(unknown, v.name)
 		}
 	}
 	slices.Sort(unknown) // reported in a stable order
 	for _, name := range unknown {
-		v := vals[name]
-		pos := v.pos
+		v, _ := find(vals, name)
+		pos := v.at()
 		how := "WITH " + name
 		if pos.File == "" {
 			pos, how = diag.Pos{File: where}, "--set "+name
@@ -127,7 +151,7 @@ func (s *run) bind(f *file, at diag.Pos, vals map[string]passed) []Param {
 	params := make([]Param, 0, len(decls))
 	for _, d := range decls {
 		p := Param{Name: d.Name, Default: d.Default, Pos: d.Pos}
-		switch v, ok := vals[d.Name]; {
+		switch v, ok := find(vals, d.Name); {
 		case ok:
 			p.Value, p.Unset = v.val.v, v.val.unknown
 		case d.Default != nil:
@@ -230,6 +254,15 @@ func (s *run) expand(sc *scope, text string, at func() diag.Pos, report bool) (o
 	if strings.IndexByte(text, '$') < 0 {
 		return text, true
 	}
+	// the whole text one use, the common case: no copy
+	if len(text) > 3 && text[0] == '$' && text[1] == '{' && text[len(text)-1] == '}' && strings.IndexAny(text[2:len(text)-1], "${}") < 0 {
+		if p, found := sc.param(text[2 : len(text)-1]); found {
+			if p.Unset {
+				return text, false
+			}
+			return p.Value, true
+		}
+	}
 	var b strings.Builder
 	ok = true
 	unknown := false
@@ -296,19 +329,20 @@ func (sc *scope) param(name string) (Param, bool) {
 
 // with evaluates the WITH values of an ENV statement in the includer's
 // scope sc.
-func (s *run) with(f *file, sc *scope, st *grammar.Env) map[string]passed {
+func (s *run) with(f *file, sc *scope, st *grammar.Env) []passed {
 	if len(st.With) == 0 {
 		return nil
 	}
-	vals := make(map[string]passed, len(st.With))
-	for _, a := range st.With {
-		npos := grammar.Position(a.Pos)
-		if prev, ok := vals[a.Name]; ok {
-			s.errorf(npos, "WITH %s is given twice (first at %s)", a.Name, prev.pos)
+	vals := make([]passed, 0, len(st.With)/2)
+	for i := 0; i+1 < len(st.With); i += 2 {
+		name, value := st.With[i], st.With[i+1]
+		if prev, ok := find(vals, name); ok {
+			n, _ := st.WithPos(f.src, i/2)
+			s.errorf(grammar.Position(n.Pos), "WITH %s is given twice (first at %s)", name, prev.at())
 			continue
 		}
-		v, ok := s.expand(sc, a.Value, func() diag.Pos { return f.textPos(a.Pos, 2) }, true) // name = value
-		vals[a.Name] = passed{val: pval{v: v, unknown: !ok}, pos: npos}
+		v, ok := s.expand(sc, value, func() diag.Pos { _, t := st.WithPos(f.src, i/2); return grammar.TextPos(t) }, true)
+		vals = append(vals, passed{name: name, val: pval{v: v, unknown: !ok}, env: st, src: f.src, i: i / 2})
 	}
 	return vals
 }

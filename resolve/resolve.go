@@ -90,9 +90,9 @@ func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
 	name := lastElem(f.loc.defName())
 	g := &Graph{}
 	s.graph = g
-	vals := make(map[string]passed, len(r.opts.Params))
+	vals := make([]passed, 0, len(r.opts.Params))
 	for k, v := range r.opts.Params {
-		vals[k] = passed{val: pval{v: v}}
+		vals = append(vals, passed{name: k, val: pval{v: v}})
 	}
 	g.Root = s.instantiate(f, name, diag.Pos{}, vals)
 	if err := s.diags.Err(); err != nil {
