@@ -218,6 +218,14 @@ func message(pe participle.Error, src []byte, off int) string {
 		case strings.HasPrefix(expect, `parser:"']'"`), strings.HasPrefix(expect, `parser:"','"`):
 			want = "',' or ']'"
 		}
+		if strings.HasPrefix(want, "a statement") {
+			// an optional clause (WITH ...) that failed part-way is
+			// backtracked by participle: say what its last word wants
+			switch prevWord(src, off) {
+			case "PARAM", "WITH", ",":
+				want = "a name"
+			}
+		}
 		return "unexpected " + found + ", expected " + want
 	}
 	msg := pe.Message()
@@ -264,6 +272,25 @@ func TokensAt(src []byte, pos Pos, n int) []lexer.Token {
 		out = append(out, t)
 	}
 	return out
+}
+
+// prevWord is the word (or the ',') just before offset off of src.
+func prevWord(src []byte, off int) string {
+	if off > len(src) {
+		off = len(src)
+	}
+	end := off
+	for end > 0 && isSpace(src[end-1]) {
+		end--
+	}
+	if end > 0 && src[end-1] == ',' {
+		return ","
+	}
+	start := end
+	for start > 0 && isWordByte(src[start-1]) {
+		start--
+	}
+	return string(src[start:end])
 }
 
 // Position converts a participle position to a diagnostic position.

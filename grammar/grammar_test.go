@@ -134,9 +134,18 @@ func TestParseParams(t *testing.T) {
 	if pos := grammar.TextPos(toks[2]); pos.Line != 4 || pos.Col != 16 || !grammar.IsString(toks[2]) {
 		t.Errorf("SET value text at %v, want 4:16", pos)
 	}
-	for _, bad := range []string{"PARAM", "PARAM x =", "ENV a WITH", "ENV a WITH x", "ENV a WITH x=1,", "ENV a WITH x=1 y=2", "PARAM x = y = z"} {
-		if _, err := grammar.NewParser().Parse("t.denv", []byte(bad)); err == nil {
-			t.Errorf("%q parsed", bad)
+	for bad, want := range map[string]string{
+		"PARAM":              "t.denv:1:6: unexpected end of file, expected a name",
+		"PARAM x =":          "t.denv:1:10: unexpected end of file, expected a value (a word or a quoted string)",
+		"ENV a WITH":         "t.denv:1:11: unexpected end of file, expected a name",
+		"ENV a WITH x":       "t.denv:1:13: unexpected end of file, expected a statement",
+		"ENV a WITH x=1,":    "t.denv:1:16: unexpected end of file, expected a name",
+		"ENV a WITH x=1 y=2": `t.denv:1:16: unexpected "y", expected a statement`,
+		"PARAM x = y = z":    `t.denv:1:13: unexpected "="`,
+	} {
+		_, err := grammar.NewParser().Parse("t.denv", []byte(bad))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", bad, err, want)
 		}
 	}
 }
