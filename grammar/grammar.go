@@ -209,7 +209,7 @@ func message(pe participle.Error, src []byte, off int) string {
 			want = "a name"
 		case strings.HasPrefix(expect, "Set"):
 			want = "KEY=VALUE after SET"
-		case strings.HasPrefix(expect, "(<word> | <string>"), strings.HasPrefix(expect, "Value"):
+		case strings.HasPrefix(expect, "(<word> | <string>"):
 			want = "a value (a word or a quoted string)"
 		case strings.HasPrefix(expect, "Cmd"), strings.HasPrefix(expect, "String"), strings.HasPrefix(expect, `parser:"'['"`):
 			want = "a quoted string or [list of strings]"
