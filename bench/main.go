@@ -300,6 +300,36 @@ func (b *bench) compileVsLoader() {
 		}
 		prev = c
 	}
+	b.paramsOverhead(testBin, compileRuns)
+}
+
+// paramsOverhead compares compile of the 400-environment graph with a
+// parameter passed on every include (graphgen.WriteParams) against the same
+// graph without: the two take turns in each run, and the median of each
+// run's own ratio is reported (target: within 1.10x).
+func (b *bench) paramsOverhead(testBin string, runs int) {
+	const n = 400
+	what := fmt.Sprintf("compile %d envs, a parameter on every include (%d runs)", n, runs)
+	var plain, params []time.Duration
+	var ratios []float64
+	for range runs {
+		p, why := b.goBench(testBin, "Compile", n, 4)
+		if why == "" {
+			var q time.Duration
+			if q, why = b.goBench(testBin, "CompileParams", n, 4); why == "" {
+				plain, params = append(plain, p), append(params, q)
+				ratios = append(ratios, float64(q)/float64(p))
+				continue
+			}
+		}
+		b.na(what, "without parameters", why)
+		return
+	}
+	r := median(ratios)
+	b.rows = append(b.rows, row{
+		what: what, denv: fmtDur(median(params)), peerName: "without parameters", peer: fmtDur(median(plain)),
+		ratio: fmt.Sprintf("%.2fx", r), target: "<= 1.10x", met: yesNo(r <= 1.10),
+	})
 }
 
 // goBench runs Benchmark<name>/envs=<n> of the compile test binary once,

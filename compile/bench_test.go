@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/loader"
@@ -60,6 +61,26 @@ func BenchmarkCompile(b *testing.B) {
 	}
 }
 
+// BenchmarkCompileParams is BenchmarkCompile on the graph of
+// graphgen.WriteParams: a parameter declared by every definition and passed
+// on every include. `make bench` compares it with BenchmarkCompile (target:
+// within 1.10x).
+func BenchmarkCompileParams(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("envs=%d", n), func(b *testing.B) {
+			root, err := graphgen.WriteParams(b.TempDir(), n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			compileFile(b, root)
+			b.ResetTimer()
+			for b.Loop() {
+				compileFile(b, root)
+			}
+		})
+	}
+}
+
 // BenchmarkLoader is Docker Compose's own loader on denv's output: what
 // `docker compose -f big.yaml config -q` runs.
 func BenchmarkLoader(b *testing.B) {
@@ -101,5 +122,23 @@ func TestGeneratedGraphLoads(t *testing.T) {
 	}
 	if n := len(p.Services); n != 20*5+1 {
 		t.Errorf("%d services, want %d", n, 20*5+1)
+	}
+}
+
+// TestParamsGraphSameServices: the parameterised graph compiles to the same
+// project as the plain one, but for the parameter's labels.
+func TestParamsGraphSameServices(t *testing.T) {
+	plain := compileFile(t, GenerateGraph(t, t.TempDir(), 20))
+	root, err := graphgen.WriteParams(t.TempDir(), 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := compileFile(t, root)
+	withoutLabels := strings.ReplaceAll(string(params), "      denv.param.mode: bench\n", "")
+	if withoutLabels != string(plain) {
+		t.Errorf("the parameterised graph compiles to another project:\n%.2000s", withoutLabels)
+	}
+	if n := strings.Count(string(params), "denv.param.mode: bench"); n != 20*5+1 {
+		t.Errorf("%d services carry the parameter's label, want %d", n, 20*5+1)
 	}
 }

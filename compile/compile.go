@@ -28,6 +28,10 @@ const (
 	// LabelPublishImagePorts marks a service exposed by the root that has no
 	// PORT clause: the runtime publishes the ports its image declares.
 	LabelPublishImagePorts = "denv.publish-image-ports"
+	// LabelParamPrefix + NAME records the value of parameter NAME the
+	// service's environment was compiled with ("***" for a secret one,
+	// see resolve.Secret; the service's own settings hold the real value).
+	LabelParamPrefix = "denv.param."
 )
 
 // Options configure Compile.
@@ -60,6 +64,8 @@ func Compile(g *resolve.Graph, opts Options) (*types.Project, error) {
 		services: types.Services{},
 		networks: types.Networks{},
 		volumes:  types.Volumes{},
+
+		paramLabel: map[string]string{},
 	}
 	for _, env := range g.Envs {
 		c.networks[c.network(env)] = types.NetworkConfig{}
@@ -85,6 +91,8 @@ type compiler struct {
 	services types.Services
 	networks types.Networks
 	volumes  types.Volumes
+	// paramLabel holds the label key of each parameter name
+	paramLabel map[string]string
 }
 
 // ServiceName is the compose name of svc.
@@ -127,6 +135,14 @@ func (c *compiler) service(svc *resolve.Service) {
 		LabelDefinition:  env.Def,
 		LabelEnvironment: env.Name,
 		LabelSource:      svc.Pos.Short(),
+	}
+	for _, p := range env.Params {
+		key, ok := c.paramLabel[p.Name]
+		if !ok {
+			key = LabelParamPrefix + p.Name // once per name, not per service
+			c.paramLabel[p.Name] = key
+		}
+		sc.Labels[key] = p.Shown()
 	}
 	sc.Networks = map[string]*types.ServiceNetworkConfig{}
 	net := c.network(env)

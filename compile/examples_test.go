@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/loader"
@@ -57,5 +58,20 @@ func TestSeedExpertSystem(t *testing.T) {
 	web, _ := p.GetService("web-env-web")
 	if nc := web.Networks["default"]; nc == nil || !slices.Contains(nc.Aliases, "web-env") {
 		t.Errorf("web-env-web is not on the root network as web-env: %+v", web.Networks)
+	}
+}
+
+// TestParamsExample compiles the parameters example: db-env twice, at the
+// two versions the root's defaults name, each on its own network.
+func TestParamsExample(t *testing.T) {
+	out, err := build(t, "..", "examples/params/two-dbs.denv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLoads(t, out)
+	for _, want := range []string{`image: "ex/db:15"`, `image: "ex/db:16"`, "db-old: {}", "db-new: {}", "DB_PASSWORD: dev", `denv.param.password: "***"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }

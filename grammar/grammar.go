@@ -4,8 +4,10 @@
 // The language (see LANGUAGE.md in the project docs):
 //
 //	File       = { Statement } .
-//	Statement  = Env | Images | Image | Expose .
-//	Env        = "ENV" DefRef [ "AS" Name ] .
+//	Statement  = Env | Images | Image | Expose | Param .
+//	Env        = "ENV" DefRef [ "AS" Name ] [ "WITH" Assign { "," Assign } ] .
+//	Param      = "PARAM" Name [ "=" ( Word | String ) ] .
+//	Assign     = Name "=" ( Word | String ) .
 //	Images     = "IMAGES" ImageRef { [","] ImageRef } .
 //	Image      = "IMAGE" ImageRef { Clause } .
 //	Clause     = "AS" Name | "LINK" Target { "," Target } | "PORT" Port { "," Port }
@@ -14,7 +16,7 @@
 //	Expose     = "EXPOSE" Target { "," Target } .
 //
 // Keywords are exactly the uppercase words ENV IMAGE IMAGES EXPOSE AS LINK
-// PORT VOLUME SET CMD; newlines are white space; '#' starts a comment.
+// PORT VOLUME SET CMD PARAM WITH; newlines are white space; '#' starts a comment.
 package grammar
 
 import (
@@ -47,6 +49,7 @@ type Statement struct {
 	Images *Images `parser:"| @@"`
 	Image  *Image  `parser:"| @@"`
 	Expose *Expose `parser:"| @@"`
+	Param  *Param  `parser:"| @@"`
 }
 
 // Word is a bare word (a name, reference, port or volume) with its position.
@@ -60,6 +63,11 @@ type Env struct {
 	Pos Pos
 	Ref *Word `parser:"'ENV' @@"`
 	As  *Word `parser:"( 'AS' @@ )?"`
+	// With holds the parameter values the includer passes (section 7),
+	// flat: name, value, name, value... (strings unquoted). Flat because a
+	// node per assignment cost participle a reflective allocation on
+	// every include; WithPos finds where each is written.
+	With []string `parser:"( 'WITH' @Word '=' @( Word | String | Keyword ) ( ',' @Word '=' @( Word | String | Keyword ) )* )?"`
 }
 
 // Images declares several services with no clauses.
@@ -84,6 +92,35 @@ type Clause struct {
 	Volume *Word   `parser:"| 'VOLUME' @@"`
 	Set    *Set    `parser:"| 'SET' @@"`
 	Cmd    *Cmd    `parser:"| 'CMD' @@"`
+}
+
+// Param declares a parameter of the definition; Default is nil for a
+// required one. Pos is the PARAM keyword's; the name is token 1 and the
+// default token 3 (TokensAt). The nodes of parameters are flat, without a
+// node per word: every node costs participle a reflective allocation, and
+// a parameter passed on every include must stay cheap.
+type Param struct {
+	Pos     Pos
+	Name    string  `parser:"'PARAM' @Word"`
+	Default *string `parser:"( '=' @( Word | String | Keyword ) )?"`
+}
+
+// WithPos returns where assignment i (from 0) of e's WITH is written in
+// src, the file e was parsed from: its name's token and its value's. Only
+// diagnostics need it.
+func (e *Env) WithPos(src []byte, i int) (name, value lexer.Token) {
+	// ENV ref [AS n] WITH: at most 5 tokens before the first name
+	toks := TokensAt(src, e.Pos, 5+4*(i+1))
+	for j, t := range toks {
+		if t.Type == tokKeyword && t.Value == "WITH" {
+			k := j + 1 + 4*i
+			if k+2 < len(toks) {
+				return toks[k], toks[k+2]
+			}
+			break
+		}
+	}
+	return lexer.Token{Pos: e.Pos}, lexer.Token{Pos: e.Pos}
 }
 
 // Set is an environment variable of a service. Keys may be keywords
@@ -112,7 +149,7 @@ type Expose struct {
 // value is re-typed as Keyword so that it cannot be taken for a name.
 func IsKeyword(w string) bool {
 	switch w {
-	case "ENV", "IMAGE", "IMAGES", "EXPOSE", "AS", "LINK", "PORT", "VOLUME", "SET", "CMD":
+	case "ENV", "IMAGE", "IMAGES", "EXPOSE", "AS", "LINK", "PORT", "VOLUME", "SET", "CMD", "PARAM", "WITH":
 		return true
 	}
 	return false
@@ -166,7 +203,7 @@ func message(pe participle.Error, src []byte, off int) string {
 		if i := strings.Index(expect, "(expected "); i >= 0 {
 			expect = expect[i+len("(expected "):]
 		}
-		want := "a statement (ENV, IMAGE, IMAGES or EXPOSE)"
+		want := "a statement (ENV, IMAGE, IMAGES, EXPOSE or PARAM)"
 		switch {
 		case strings.HasPrefix(expect, "Word"):
 			want = "a name"
@@ -177,9 +214,17 @@ func message(pe participle.Error, src []byte, off int) string {
 		case strings.HasPrefix(expect, "Cmd"), strings.HasPrefix(expect, "String"), strings.HasPrefix(expect, `parser:"'['"`):
 			want = "a quoted string or [list of strings]"
 		case strings.HasPrefix(expect, `parser:"'='"`):
-			want = "'=' (SET KEY=VALUE)"
+			want = "'=' (KEY=VALUE)"
 		case strings.HasPrefix(expect, `parser:"']'"`), strings.HasPrefix(expect, `parser:"','"`):
 			want = "',' or ']'"
+		}
+		if strings.HasPrefix(want, "a statement") {
+			// an optional clause (WITH ...) that failed part-way is
+			// backtracked by participle: say what its last word wants
+			switch prevWord(src, off) {
+			case "PARAM", "WITH", ",":
+				want = "a name"
+			}
 		}
 		return "unexpected " + found + ", expected " + want
 	}
@@ -192,6 +237,60 @@ func message(pe participle.Error, src []byte, off int) string {
 		return fmt.Sprintf("unexpected character %q", r)
 	}
 	return msg
+}
+
+// TextPos is where the text of token t starts: one column after the
+// opening quote of a string, so that an offset into the unquoted text
+// points into the file (exactly, when no escape comes before it).
+func TextPos(t lexer.Token) diag.Pos {
+	pos := Position(t.Pos)
+	if t.Type == tokString {
+		pos.Col++
+		pos.Offset++
+	}
+	return pos
+}
+
+// IsString reports whether t is a quoted string token.
+func IsString(t lexer.Token) bool { return t.Type == tokString }
+
+// TokensAt lexes up to n tokens of src, the file a node was parsed from,
+// starting at the node's position pos. It finds where a token inside a
+// node is (the value of a SET, the k-th string of a CMD) for the rare
+// diagnostic that needs it, so that the AST need not carry every token.
+func TokensAt(src []byte, pos Pos, n int) []lexer.Token {
+	if pos.Offset < 0 || pos.Offset > len(src) {
+		return nil
+	}
+	l := &lex{src: src, pos: pos}
+	var out []lexer.Token
+	for len(out) < n {
+		t, err := l.Next()
+		if err != nil || t.EOF() {
+			break
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// prevWord is the word (or the ',') just before offset off of src.
+func prevWord(src []byte, off int) string {
+	if off > len(src) {
+		off = len(src)
+	}
+	end := off
+	for end > 0 && isSpace(src[end-1]) {
+		end--
+	}
+	if end > 0 && src[end-1] == ',' {
+		return ","
+	}
+	start := end
+	for start > 0 && isWordByte(src[start-1]) {
+		start--
+	}
+	return string(src[start:end])
 }
 
 // Position converts a participle position to a diagnostic position.

@@ -95,6 +95,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("IMAGE a SET X=\"\\\"\" CMD [\"a\",\"b\"]"))
+	f.Add([]byte("PARAM v = \"1\" PARAM p\nENV e AS x WITH v=${v}, p=\"$${p} ${v\"\nIMAGE i:${v} PORT ${p}:1 CMD \"a ${v}\""))
+	f.Add([]byte("ENV e WITH a=WITH, PARAM=1 PARAM = WITH"))
 	p := grammar.NewParser()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		_, err := p.Parse("fuzz.denv", src)
@@ -102,4 +104,48 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("error without position: %v", err)
 		}
 	})
+}
+
+func TestParseParams(t *testing.T) {
+	src := "PARAM version = \"15\"\nPARAM password\nENV pg-env AS db WITH version=${v}, password=\"a b\"\nIMAGE x SET A=\"${p}\"\n"
+	f, err := grammar.NewParser().Parse("t.denv", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Statements[0].Param
+	if p.Name != "version" || p.Default == nil || *p.Default != "15" {
+		t.Errorf("PARAM = %+v", p)
+	}
+	if p := f.Statements[1].Param; p.Name != "password" || p.Default != nil {
+		t.Errorf("required PARAM = %+v", p)
+	}
+	env := f.Statements[2].Env
+	if env.As.Value != "db" || strings.Join(env.With, "|") != "version|${v}|password|a b" {
+		t.Errorf("WITH = %q", env.With)
+	}
+	if n, v := env.WithPos([]byte(src), 1); n.Pos.Column != 37 || n.Value != "password" || v.Pos.Column != 46 || !grammar.IsString(v) {
+		t.Errorf("WithPos(1) = %v %v", n, v)
+	}
+	set := f.Statements[3].Image.Clauses[0].Set
+	toks := grammar.TokensAt([]byte(src), set.Pos, 3)
+	if len(toks) != 3 {
+		t.Fatalf("TokensAt = %v", toks)
+	}
+	if pos := grammar.TextPos(toks[2]); pos.Line != 4 || pos.Col != 16 || !grammar.IsString(toks[2]) {
+		t.Errorf("SET value text at %v, want 4:16", pos)
+	}
+	for bad, want := range map[string]string{
+		"PARAM":              "t.denv:1:6: unexpected end of file, expected a name",
+		"PARAM x =":          "t.denv:1:10: unexpected end of file, expected a value (a word or a quoted string)",
+		"ENV a WITH":         "t.denv:1:11: unexpected end of file, expected a name",
+		"ENV a WITH x":       "t.denv:1:13: unexpected end of file, expected a statement",
+		"ENV a WITH x=1,":    "t.denv:1:16: unexpected end of file, expected a name",
+		"ENV a WITH x=1 y=2": `t.denv:1:16: unexpected "y", expected a statement`,
+		"PARAM x = y = z":    `t.denv:1:13: unexpected "="`,
+	} {
+		_, err := grammar.NewParser().Parse("t.denv", []byte(bad))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", bad, err, want)
+		}
+	}
 }

@@ -79,6 +79,10 @@ const (
 	AnnotationDefinition  = "denv.io/definition"
 	AnnotationEnvironment = "denv.io/environment"
 	AnnotationSource      = "denv.io/source"
+	// AnnotationParamPrefix + NAME carries compile.LabelParamPrefix + NAME:
+	// a parameter value the environment was compiled with (masked when
+	// secret).
+	AnnotationParamPrefix = "denv.io/param."
 )
 
 // VolumeSize is the storage each PersistentVolumeClaim requests.
@@ -172,6 +176,14 @@ func (b *builder) meta(name string, labels types.Labels) metav1.ObjectMeta {
 				m.Annotations = map[string]string{}
 			}
 			m.Annotations[ann] = v
+		}
+	}
+	for k, v := range labels {
+		if name, ok := strings.CutPrefix(k, compile.LabelParamPrefix); ok {
+			if m.Annotations == nil {
+				m.Annotations = map[string]string{}
+			}
+			m.Annotations[AnnotationParamPrefix+name] = v
 		}
 	}
 	return m

@@ -63,6 +63,10 @@ type Record struct {
 	Engine string `json:"engine"`
 	// WorkDir is the working directory the project was compiled in.
 	WorkDir string `json:"work_dir"`
+	// Params are the root definition's parameter values it was run with
+	// (given with --set, else defaults), secret ones as "***"
+	// (resolve.Env.ShownParams). Empty for a definition without any.
+	Params map[string]string `json:"params,omitempty"`
 	// Project is the exact compiled compose YAML that was started. It is
 	// stored beside the record as compose.yaml, not inside record.json.
 	Project []byte `json:"-"`

@@ -41,7 +41,8 @@ func TestReserveCommitGetListRemove(t *testing.T) {
 	if _, err := s.Reserve("b"); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("second Reserve = %v, want ErrExist", err)
 	}
-	want := Record{ID: "b", Definition: "examples/x", Digest: "sha256:00", Created: time.Now().UTC().Truncate(time.Second), Engine: "local", WorkDir: "/w", Project: []byte("name: b\n")}
+	want := Record{ID: "b", Definition: "examples/x", Digest: "sha256:00", Created: time.Now().UTC().Truncate(time.Second), Engine: "local", WorkDir: "/w", Project: []byte("name: b\n"),
+		Params: map[string]string{"version": "16", "password": "***"}}
 	if err := r.Commit(want); err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +50,11 @@ func TestReserveCommitGetListRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Definition != want.Definition || string(got.Project) != string(want.Project) || !got.Created.Equal(want.Created) || got.Engine != "local" {
+	if got.Definition != want.Definition || string(got.Project) != string(want.Project) || !got.Created.Equal(want.Created) || got.Engine != "local" || got.Params["version"] != "16" || got.Params["password"] != "***" {
 		t.Fatalf("Get = %+v, want %+v", got, want)
+	}
+	if raw, err := os.ReadFile(filepath.Join(s.Dir(), "b", RecordFile)); err != nil || !strings.Contains(string(raw), `"params": {`) && !strings.Contains(string(raw), `"params":{`) {
+		t.Fatalf("record.json = %s, %v: want the params", raw, err)
 	}
 	yaml, err := os.ReadFile(filepath.Join(s.Dir(), "b", ProjectFile))
 	if err != nil || string(yaml) != "name: b\n" {

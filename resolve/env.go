@@ -16,13 +16,19 @@ var envName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 // instantiate makes the instance name of definition f, resolving its
 // includes first (depth first) and then its services.
-func (s *run) instantiate(f *file, name string, pos diag.Pos) *Env {
+func (s *run) instantiate(f *file, name string, pos diag.Pos, vals []passed) *Env {
+	return s.instantiateWith(f, name, pos, s.bind(f, pos, vals))
+}
+
+// instantiateWith is instantiate with the instance's parameters bound.
+func (s *run) instantiateWith(f *file, name string, pos diag.Pos, params []Param) *Env {
 	env := &Env{
 		Name:   name,
 		Def:    f.loc.defName(),
 		File:   s.display(f.loc.displayPath()),
 		Remote: f.loc.kind == kindRemote,
 		Pos:    pos,
+		Params: params,
 	}
 	s.byName[name] = env
 	s.defOf[env] = f.loc.key()
@@ -34,7 +40,7 @@ func (s *run) instantiate(f *file, name string, pos diag.Pos) *Env {
 		delete(s.onStack, f.loc.key())
 	}()
 
-	sc := &scope{env: env, services: map[string]*Service{}, includes: map[string]*Include{}, failed: map[string]bool{}}
+	sc := &scope{env: env, decls: s.declared(f), services: map[string]*Service{}, includes: map[string]*Include{}, failed: map[string]bool{}}
 	for _, st := range f.ast.Statements {
 		if st.Env != nil {
 			s.include(f, sc, st.Env)
@@ -62,6 +68,7 @@ func (s *run) instantiate(f *file, name string, pos diag.Pos) *Env {
 // scope is what names mean inside one definition.
 type scope struct {
 	env      *Env
+	decls    []ParamDecl
 	services map[string]*Service
 	includes map[string]*Include
 	// failed holds names whose statement had an error, so that targets
@@ -94,6 +101,7 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		return
 	}
 	sc.failed[name] = true // until it succeeds
+	vals := s.with(from, sc, st)
 	f, err := s.lookup(from, ref, pos)
 	if err != nil {
 		// an error inside the included file already names its position
@@ -119,7 +127,7 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 	env, ok := s.byName[name]
 	switch {
 	case !ok:
-		env = s.instantiate(f, name, pos)
+		env = s.instantiate(f, name, pos, vals)
 	case s.defOf[env] != f.loc.key():
 		other := env.Pos.Short()
 		if env.Pos.File == "" {
@@ -129,6 +137,11 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		}
 		s.errorf(pos, "environment name %q is used by two definitions: %s (included at %s) and %s; rename one with AS", name, env.Def, other, f.loc.defName())
 		return
+	default:
+		if params := s.bind(f, pos, vals); !sameValues(params, env.Params) {
+			s.errorf(pos, "environment %q is included with different parameter values: %s here, %s at %s; give one a name with AS", name, showValues(params), showValues(env.Params), env.Pos)
+			return
+		}
 	}
 	inc := &Include{Env: env, Pos: pos}
 	delete(sc.failed, name)

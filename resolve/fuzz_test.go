@@ -50,7 +50,14 @@ func (fs_ *fileSet) readFile(name string) ([]byte, error) {
 // diagnostic names the file it is about.
 func resolveAndCompile(t *testing.T, set *fileSet) error {
 	t.Helper()
-	g, err := resolve.New(resolve.Options{WorkDir: set.dir, ReadFile: set.readFile}).
+	return resolveAndCompileWith(t, set, nil)
+}
+
+// resolveAndCompileWith is resolveAndCompile with the root's parameter
+// values.
+func resolveAndCompileWith(t *testing.T, set *fileSet, params map[string]string) error {
+	t.Helper()
+	g, err := resolve.New(resolve.Options{WorkDir: set.dir, ReadFile: set.readFile, Params: params}).
 		Resolve(context.Background(), filepath.Join(set.dir, "root.denv"))
 	if err == nil {
 		p, cerr := compile.Compile(g, compile.Options{Name: "fuzz"})
@@ -87,10 +94,11 @@ func checkErrorContract(t *testing.T, err error) {
 
 // FuzzResolveCompile lets the fuzzer write four definition files that may
 // include each other (ENV a, ENV b, ENV lib/c, ENV root, cycles included)
-// and runs resolve, compile and the YAML writer on them: nothing may panic
-// or hang, and every error keeps the one-line contract.
+// and the root's --set words (one a line), and runs resolve, compile and
+// the YAML writer on them: nothing may panic or hang, and every error keeps
+// the one-line contract.
 func FuzzResolveCompile(f *testing.F) {
-	seeds := [][4]string{
+	seeds := [][5]string{
 		{"ENV a\nENV b\nIMAGE ex/web LINK a PORT 8080\nEXPOSE web", "ENV lib/c\nIMAGE ex/db VOLUME data:/d\nEXPOSE db", "ENV lib/c AS c2\nIMAGES ex/x ex/y", "IMAGE ex/q SET A=b CMD [\"q\", \"-v\"]\nEXPOSE q"},
 		{"ENV a", "ENV b", "ENV root", ""},
 		{"ENV a AS x\nENV a AS y\nIMAGE i LINK x, y", "IMAGE s\nEXPOSE s", "", ""},
@@ -98,9 +106,15 @@ func FuzzResolveCompile(f *testing.F) {
 		{"IMAGE a LINK b\nIMAGE b LINK a", "", "", ""},
 		{"ENV github:o:r:p\nENV /etc/passwd", "ENV A\n", "IMAGE x VOLUME /host:/c", "\xff"},
 		{"IMAGE ex/a PORT 70000, 80:80/udp, 1-2 VOLUME :/x", "", "", ""},
+		// parameters: passed, defaulted, diamonds with equal and different
+		// values, undeclared and unknown names, literals
+		{"PARAM v = \"1\"\nPARAM pw\nENV a WITH v=${v}, pw=${pw}\nENV b\nIMAGE ex/r:${v} LINK a SET P=${pw} CMD \"r ${v} $${x}\" PORT ${v}0:80\nEXPOSE r",
+			"PARAM v\nPARAM pw = \"x\"\nENV lib/c WITH t=${v}\nIMAGE ex/db:${v} SET K=\"$v $${v}\"\nEXPOSE db",
+			"ENV a WITH v=2, pw=3\nENV lib/c WITH t=1\nIMAGE ex/b", "PARAM t\nIMAGE ex/c:${t}\nEXPOSE c", "v=7\npw=secret"},
+		{"ENV a WITH x=1, x=2\nIMAGE ex/r:${", "PARAM", "PARAM x = ${y}", "", "nope=1\n=\nbad"},
 	}
 	for _, s := range seeds {
-		f.Add(s[0], s[1], s[2], s[3])
+		f.Add(s[0], s[1], s[2], s[3], s[4])
 	}
 	// the golden definitions, each as the root
 	golden, _ := filepath.Glob("../testdata/golden/*.denv")
@@ -109,13 +123,21 @@ func FuzzResolveCompile(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(string(b), "IMAGE ex/a\nEXPOSE ex/a", "", "")
+		f.Add(string(b), "IMAGE ex/a\nEXPOSE ex/a", "", "", "")
 	}
 	// one directory for every run: the files live in memory, and a fuzz
 	// worker calls the function sequentially
 	set := newFileSet(f)
-	f.Fuzz(func(t *testing.T, root, a, b, c string) {
+	f.Fuzz(func(t *testing.T, root, a, b, c, sets string) {
 		set.set([]byte(root), []byte(a), []byte(b), []byte(c))
-		resolveAndCompile(t, set)
+		var params map[string]string
+		if sets != "" {
+			var err error
+			if params, err = resolve.ParseSets(strings.Split(sets, "\n")); err != nil {
+				checkErrorContract(t, err)
+				return
+			}
+		}
+		resolveAndCompileWith(t, set, params)
 	})
 }

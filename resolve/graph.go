@@ -28,6 +28,10 @@ type Env struct {
 	Remote bool
 	// Pos is where this instance was first included (zero for the root).
 	Pos diag.Pos
+	// Params are the definition's parameters with the values this instance
+	// was resolved with, in declaration order. An instance is its name and
+	// these values.
+	Params []Param
 
 	Includes []*Include
 	Services []*Service

@@ -54,6 +54,13 @@ type Options struct {
 	// ReadFile reads local files; nil means a reader that refuses files
 	// that are not regular and reads at most grammar.MaxFileSize+1 bytes.
 	ReadFile func(name string) ([]byte, error)
+	// Params are the root's parameter values (denv compile|run --set).
+	Params map[string]string
+	// ParamsOptional lets the required parameters of the root and of the
+	// definitions it includes directly go without a value, for checking a
+	// definition before it is given any (denv add, denv def): what uses
+	// them is taken as written and not checked further.
+	ParamsOptional bool
 }
 
 // Resolver resolves definitions. It holds no state between calls.
@@ -90,7 +97,11 @@ func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
 	name := lastElem(f.loc.defName())
 	g := &Graph{HostBinds: s.hostBinds}
 	s.graph = g
-	g.Root = s.instantiate(f, name, diag.Pos{})
+	vals := make([]passed, 0, len(r.opts.Params))
+	for k, v := range r.opts.Params {
+		vals = append(vals, passed{name: k, val: pval{v: v}})
+	}
+	g.Root = s.instantiate(f, name, diag.Pos{}, vals)
 	if err := s.diags.Err(); err != nil {
 		return nil, err
 	}
@@ -137,8 +148,10 @@ func (s *run) errorf(pos diag.Pos, format string, args ...any) {
 
 // file is one located and parsed definition.
 type file struct {
-	loc location
-	ast *grammar.File
+	loc    location
+	ast    *grammar.File
+	params *[]ParamDecl // checked declarations, once known
+	src    []byte       // the bytes ast was parsed from, for positions inside nodes
 }
 
 // root locates the definition named on the command line.
@@ -235,7 +248,7 @@ func (r *run) parse(loc location, data []byte) (*file, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &file{loc: loc, ast: ast}
+	f := &file{loc: loc, ast: ast, src: data}
 	r.files[loc.key()] = f
 	return f, nil
 }

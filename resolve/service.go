@@ -5,6 +5,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,13 +25,21 @@ var (
 // addService resolves one IMAGE (clauses may be nil for IMAGES).
 func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*grammar.Clause) {
 	pos := grammar.Position(ref.Pos)
-	named, err := reference.ParseNormalizedNamed(ref.Value)
-	if err != nil {
-		s.errorf(pos, "invalid image reference %q: %v", ref.Value, err)
-		sc.failed[ref.Value] = true
-		return
+	image, ok := s.expand(sc, ref.Value, func() diag.Pos { return pos }, true)
+	var svcName string
+	if ok {
+		named, err := reference.ParseNormalizedNamed(image)
+		if err != nil {
+			s.errorf(pos, "invalid image reference %q: %v", image, err)
+			sc.failed[ref.Value] = true
+			return
+		}
+		svcName = path.Base(reference.Path(named))
+	} else {
+		// not checked: an error was reported, or a value is unknown
+		svcName = unexpandedName(ref.Value)
 	}
-	svc := &Service{Env: sc.env, Name: path.Base(reference.Path(named)), Image: ref.Value, Pos: pos}
+	svc := &Service{Env: sc.env, Name: svcName, Image: image, Pos: pos}
 	namePos := pos
 	var asPos, cmdPos *diag.Pos
 	for _, c := range clauses {
@@ -49,19 +58,19 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 			}
 		case c.Port != nil:
 			for _, w := range c.Port {
-				s.port(svc, w)
+				s.port(sc, svc, w)
 			}
 		case c.Volume != nil:
 			s.volume(f, svc, c.Volume)
 		case c.Set != nil:
-			s.set(svc, c.Set)
+			s.set(f, sc, svc, c.Set)
 		case c.Cmd != nil:
 			if cmdPos != nil {
 				s.errorf(cpos, "second CMD for this image (the first is at %s)", cmdPos)
 				continue
 			}
 			cmdPos = &cpos
-			s.cmd(svc, c.Cmd)
+			s.cmd(f, sc, svc, c.Cmd)
 		}
 	}
 	if !envName.MatchString(svc.Name) {
@@ -77,11 +86,15 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 	sc.env.Services = append(sc.env.Services, svc)
 }
 
-func (s *run) port(svc *Service, w *grammar.Word) {
+func (s *run) port(sc *scope, svc *Service, w *grammar.Word) {
 	pos := grammar.Position(w.Pos)
-	m := portRule.FindStringSubmatch(w.Value)
+	word, ok := s.expand(sc, w.Value, func() diag.Pos { return pos }, true)
+	if !ok {
+		return
+	}
+	m := portRule.FindStringSubmatch(word)
 	if m == nil {
-		s.errorf(pos, "invalid port %q: want PORT, HOST:PORT or either with /tcp or /udp", w.Value)
+		s.errorf(pos, "invalid port %q: want PORT, HOST:PORT or either with /tcp or /udp", word)
 		return
 	}
 	p := Port{Protocol: "tcp", Pos: pos}
@@ -90,14 +103,14 @@ func (s *run) port(svc *Service, w *grammar.Word) {
 	}
 	c, err := portNumber(m[2])
 	if err != nil {
-		s.errorf(pos, "invalid port %q: %v", w.Value, err)
+		s.errorf(pos, "invalid port %q: %v", word, err)
 		return
 	}
 	p.Container = c
 	if m[1] != "" {
 		h, err := portNumber(m[1])
 		if err != nil {
-			s.errorf(pos, "invalid port %q: %v", w.Value, err)
+			s.errorf(pos, "invalid port %q: %v", word, err)
 			return
 		}
 		p.Host = h
@@ -190,7 +203,7 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 
 var nonName = regexp.MustCompile(`[^a-z0-9_.-]+`)
 
-func (s *run) set(svc *Service, st *grammar.Set) {
+func (s *run) set(f *file, sc *scope, svc *Service, st *grammar.Set) {
 	pos := grammar.Position(st.Pos)
 	if !envKeyRule.MatchString(st.Key) {
 		s.errorf(pos, "invalid variable name %q: use letters, digits and '_', not starting with a digit", st.Key)
@@ -202,13 +215,34 @@ func (s *run) set(svc *Service, st *grammar.Set) {
 			return
 		}
 	}
-	svc.Environ = append(svc.Environ, EnvVar{Key: st.Key, Value: st.Value, Pos: pos})
+	// the value is the third token: KEY = VALUE
+	value, _ := s.expand(sc, st.Value, func() diag.Pos { return f.textPos(st.Pos, 2) }, true)
+	svc.Environ = append(svc.Environ, EnvVar{Key: st.Key, Value: value, Pos: pos})
 }
 
-func (s *run) cmd(svc *Service, c *grammar.Cmd) {
+func (s *run) cmd(f *file, sc *scope, svc *Service, c *grammar.Cmd) {
 	if c.Shell == nil {
 		svc.Command = c.Exec
+		cloned := false
+		for i, w := range c.Exec {
+			if !strings.Contains(w, "$") {
+				continue
+			}
+			if !cloned {
+				svc.Command, cloned = slices.Clone(c.Exec), true // the AST stays as parsed
+			}
+			// the words are tokens 1, 3, 5...: [ "a" , "b" ]
+			svc.Command[i], _ = s.expand(sc, w, func() diag.Pos { return f.textPos(c.Pos, 1+2*i) }, true)
+		}
 		return
+	}
+	if strings.Contains(*c.Shell, "$") {
+		// report undeclared names where they are written; the words
+		// are expanded one by one below, so a value stays one word
+		if _, ok := s.expand(sc, *c.Shell, func() diag.Pos { return f.textPos(c.Pos, 0) }, true); !ok {
+			svc.Command = []string{*c.Shell}
+			return
+		}
 	}
 	words, err := shellwords.Parse(*c.Shell)
 	if err != nil {
@@ -219,5 +253,18 @@ func (s *run) cmd(svc *Service, c *grammar.Cmd) {
 		s.errorf(grammar.Position(c.Pos), "empty CMD")
 		return
 	}
+	for i, w := range words {
+		words[i], _ = s.expand(sc, w, nil, false)
+	}
 	svc.Command = words
+}
+
+// unexpandedName is the service name of an image reference that could not
+// be expanded: its last path element without tag or digest.
+func unexpandedName(ref string) string {
+	ref = path.Base(ref)
+	if i := strings.IndexAny(ref, ":@"); i > 0 {
+		ref = ref[:i]
+	}
+	return ref
 }

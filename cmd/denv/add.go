@@ -273,6 +273,8 @@ func (ad *adder) resolveOptions(st resolve.Store, read func(string) ([]byte, err
 		Fetcher:          ad.fetch,
 		AllowRemoteBinds: ad.opts.allowHostBinds,
 		ReadFile:         read,
+		// a stored definition gets its values when it is run
+		ParamsOptional: true,
 	}
 }
 

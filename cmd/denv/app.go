@@ -118,6 +118,16 @@ func (a *app) netFetcher() (*remote.Fetcher, error) {
 // build resolves def (a file, a stored name or a github: reference) and
 // compiles it into a compose project named name (empty: the root's name).
 func (a *app) build(ctx context.Context, def, name string) (*types.Project, *resolve.Graph, error) {
+	return a.buildWith(ctx, def, name, nil)
+}
+
+// buildWith is build with the root's parameter values given as --set
+// NAME=VALUE words.
+func (a *app) buildWith(ctx context.Context, def, name string, sets []string) (*types.Project, *resolve.Graph, error) {
+	params, err := resolve.ParseSets(sets)
+	if err != nil {
+		return nil, nil, err
+	}
 	st, err := a.openStore()
 	if err != nil {
 		return nil, nil, err
@@ -126,6 +136,7 @@ func (a *app) build(ctx context.Context, def, name string) (*types.Project, *res
 	if err != nil {
 		return nil, nil, err
 	}
+	opts.Params = params
 	g, err := resolve.New(opts).Resolve(ctx, def)
 	if err != nil {
 		return nil, nil, err

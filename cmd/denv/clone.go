@@ -166,6 +166,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		Engine:     src.Engine,
 		WorkDir:    src.WorkDir,
 		Project:    yamlDoc,
+		Params:     src.Params,
 	}
 	if err := res.Commit(rec); err != nil {
 		return err

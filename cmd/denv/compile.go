@@ -20,6 +20,7 @@ type compileOptions struct {
 	output string
 	name   string
 	target string
+	sets   []string
 }
 
 // renderer is one of compile's output stages: it renders the compose
@@ -62,6 +63,7 @@ and prints the compose-spec project that denv run would start.
 	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "write to `FILE` instead of standard output (\"-\" is standard output)")
 	cmd.Flags().StringVar(&opts.name, "name", "", "compose project `NAME` (default: the environment's name)")
 	cmd.Flags().StringVar(&opts.target, "target", "compose", "output `TARGET`: compose, swarm or kubernetes")
+	cmd.Flags().StringArrayVar(&opts.sets, "set", nil, "give the definition's parameter a value, `NAME=VALUE` (repeatable)")
 	return cmd
 }
 
@@ -74,7 +76,7 @@ func runCompile(cmd *cobra.Command, a *app, opts compileOptions, def string) err
 	if err != nil {
 		return err
 	}
-	p, _, err := a.build(cmd.Context(), def, opts.name)
+	p, _, err := a.buildWith(cmd.Context(), def, opts.name, opts.sets)
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,7 @@ func runDef(cmd *cobra.Command, a *app, opts defOptions, def string) error {
 	if err != nil {
 		return err
 	}
+	ropts.ParamsOptional = true // parameters are listed, not needed
 	g, err := resolve.New(ropts).Resolve(cmd.Context(), def)
 	if err != nil {
 		return err
@@ -74,6 +75,7 @@ func runDef(cmd *cobra.Command, a *app, opts defOptions, def string) error {
 type defInfo struct {
 	Definition string     `json:"definition"`
 	Images     []imageUse `json:"images"`
+	Params     []paramUse `json:"params,omitempty"`
 	Volumes    []volInfo  `json:"volumes,omitempty"`
 	Links      []linkInfo `json:"links,omitempty"`
 	Exposed    []expInfo  `json:"exposed,omitempty"`
@@ -81,6 +83,10 @@ type defInfo struct {
 	// HostBinds: added with --allow-host-binds (shown with -a)
 	HostBinds bool `json:"allow_host_binds,omitempty"`
 }
+
+// paramUse is a parameter of one environment instance of the graph (see
+// resolve.ParamList).
+type paramUse = resolve.ParamInfo
 
 type imageUse struct {
 	Image        string   `json:"image"`
@@ -115,7 +121,7 @@ type envTree struct {
 }
 
 func describe(g *resolve.Graph, all bool) *defInfo {
-	info := &defInfo{Definition: g.Root.Def, Images: graphImages(g.Envs)}
+	info := &defInfo{Definition: g.Root.Def, Images: graphImages(g.Envs), Params: resolve.ParamList(g)}
 	if !all {
 		return info
 	}
@@ -166,6 +172,16 @@ func (info *defInfo) writeTable(w io.Writer) error {
 	}
 	if info.Tree == nil {
 		return tw.Flush()
+	}
+	if len(info.Params) > 0 {
+		fmt.Fprintln(tw, "\nPARAMETER\tENVIRONMENT\tDEFAULT\tVALUE")
+	}
+	for _, p := range info.Params {
+		def := "(required)"
+		if p.Default != nil {
+			def = *p.Default
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Environment, def, dash(p.Value))
 	}
 	fmt.Fprintln(tw, "\nVOLUME\tKIND\tSERVICE\tTARGET")
 	for _, v := range info.Volumes {

@@ -58,6 +58,8 @@ type envJSON struct {
 	Created    time.Time  `json:"created"`
 	ClonedFrom string     `json:"cloned_from"`
 	Digest     string     `json:"digest"`
+	// Params are the values it was run with, secrets masked.
+	Params map[string]string `json:"params,omitempty"`
 }
 
 type portJSON struct {
@@ -128,6 +130,7 @@ func merge(rec records.Record, e backend.EnvState, found bool) envJSON {
 		Created:    rec.Created,
 		ClonedFrom: rec.ClonedFrom,
 		Digest:     rec.Digest,
+		Params:     rec.Params,
 	}
 	if rec.Damaged != "" {
 		j.Definition = "(damaged record: " + rec.Damaged + ")"

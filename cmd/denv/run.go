@@ -32,6 +32,7 @@ type runOptions struct {
 	engine      string
 	publishMode string
 	wait        bool
+	sets        []string
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -60,6 +61,7 @@ envs, start, stop (scale to 0), rm work on it as on a local one.`,
 		},
 	}
 	cmd.Flags().StringVarP(&opts.name, "name", "n", "", "environment id `NAME` (default: a free id from the definition's name)")
+	cmd.Flags().StringArrayVar(&opts.sets, "set", nil, "give the definition's parameter a value, `NAME=VALUE` (repeatable)")
 	cmd.Flags().BoolVar(&opts.wait, "wait", false, "wait until every container runs (healthy, when it has a healthcheck), like 'docker compose up --wait'")
 	cmd.Flags().StringVar(&opts.engine, "engine", defaultEngine, "`ENGINE` to run on: local (Docker Compose) or swarm (a stack)")
 	cmd.Flags().StringVar(&opts.publishMode, "publish-mode", "ingress", "with --engine swarm, publish ports in `MODE` ingress (routing mesh) or host (the task's node; for kernels without IPVS)")
@@ -81,7 +83,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	// The definition first (it writes nothing), so that its errors are
 	// reported with or without a daemon; then the daemon, before anything
 	// is written.
-	p, g, err := a.build(ctx, def, opts.name)
+	p, g, err := a.buildWith(ctx, def, opts.name, opts.sets)
 	if err != nil {
 		return err
 	}
@@ -128,6 +130,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 		Engine:     opts.engine,
 		WorkDir:    wd,
 		Project:    yaml,
+		Params:     g.Root.ShownParams(),
 	}
 	if err := e.Deploy(ctx, deployment(rec), opts.wait); err != nil {
 		return err
