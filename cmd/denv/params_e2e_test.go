@@ -12,7 +12,7 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/alebellu/denv/envs"
+	"github.com/alebellu/denv/records"
 )
 
 // TestE2EParamsSideBySide runs the parameters example (one database
@@ -68,7 +68,7 @@ func TestE2EParamsSideBySide(t *testing.T) {
 	if !ok || e.Params["db_password"] != "***" || e.Params["old"] != "latest" || e.Params["new"] != "latest" {
 		t.Errorf("denv envs shows params %v (listed %v)", e.Params, ok)
 	}
-	raw, err := os.ReadFile(filepath.Join(os.Getenv("DENV_HOME"), "envs", id, envs.RecordFile))
+	raw, err := os.ReadFile(filepath.Join(os.Getenv("DENV_HOME"), "envs", id, records.RecordFile))
 	if err != nil || strings.Contains(string(raw), "s3cret") || !strings.Contains(string(raw), `"db_password": "***"`) {
 		t.Errorf("record.json = %s, %v: want the values, the secret masked", raw, err)
 	}
