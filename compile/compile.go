@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -28,6 +29,32 @@ const (
 	// LabelPublishImagePorts marks a service exposed by the root that has no
 	// PORT clause: the runtime publishes the ports its image declares.
 	LabelPublishImagePorts = "denv.publish-image-ports"
+	// LabelReadyWithin is set on a service with READY: its limit, in
+	// seconds ("60s"), as time.ParseDuration reads it. The healthcheck
+	// turns unhealthy a little after it (see ReadyRetries); the runtime
+	// can enforce it exactly.
+	LabelReadyWithin = "denv.ready-within"
+	// LabelWaitImageHealth is set on a service that LINKs services without
+	// READY: their compose names, sorted, comma-separated. Compile cannot
+	// inspect images, so their depends_on stays service_started; the
+	// runtime upgrades each to service_healthy when its image declares a
+	// HEALTHCHECK (LANGUAGE.md section 8).
+	LabelWaitImageHealth = "denv.wait-image-health"
+)
+
+// The healthcheck a READY clause becomes. The engine runs the check
+// ReadyInterval after the previous one ended, so readiness is seen within
+// ReadyInterval plus the check's own run time. Failures during the start
+// period (the WITHIN limit) do not count; after it, ReadyRetries failures
+// in a row make the service unhealthy, so a service never ready is
+// unhealthy about ReadyRetries*ReadyInterval after its limit (later when
+// its checks hang, up to ReadyTimeout each). Engine API 1.41 (Docker
+// 20.10) accepts any duration from 1ms; start_interval (API 1.44) is not
+// used, so the short interval holds for the container's whole life.
+const (
+	ReadyInterval = 500 * time.Millisecond
+	ReadyTimeout  = 2 * time.Second
+	ReadyRetries  = 3
 )
 
 // Options configure Compile.
@@ -143,6 +170,11 @@ func (c *compiler) service(svc *resolve.Service) {
 	if svc.Command != nil {
 		sc.Command = types.ShellCommand(svc.Command)
 	}
+	if r := svc.Ready; r != nil {
+		sc.HealthCheck = healthcheck(r)
+		sc.Labels[LabelReadyWithin] = seconds(r.Within)
+	}
+	var waitImage []string
 	for _, l := range svc.Links {
 		var deps []*resolve.Service
 		if l.Service != nil {
@@ -156,8 +188,19 @@ func (c *compiler) service(svc *resolve.Service) {
 			if sc.DependsOn == nil {
 				sc.DependsOn = types.DependsOnConfig{}
 			}
-			sc.DependsOn[c.name(d)] = types.ServiceDependency{Condition: types.ServiceConditionStarted, Required: true}
+			cond := types.ServiceConditionHealthy
+			if d.Ready == nil {
+				cond = types.ServiceConditionStarted
+				if !slices.Contains(waitImage, c.name(d)) {
+					waitImage = append(waitImage, c.name(d))
+				}
+			}
+			sc.DependsOn[c.name(d)] = types.ServiceDependency{Condition: cond, Required: true}
 		}
+	}
+	if len(waitImage) > 0 {
+		slices.Sort(waitImage)
+		sc.Labels[LabelWaitImageHealth] = strings.Join(waitImage, ",")
 	}
 	published := env == c.g.Root && slices.ContainsFunc(env.Exposed, func(x resolve.Exposed) bool { return x.Service == svc })
 	for _, p := range svc.Ports {
@@ -185,6 +228,24 @@ func (c *compiler) service(svc *resolve.Service) {
 		sc.Volumes = append(sc.Volumes, vc)
 	}
 	c.services[name] = sc
+}
+
+// healthcheck is the compose healthcheck of a READY clause.
+func healthcheck(r *resolve.Ready) *types.HealthCheckConfig {
+	interval, timeout, start := types.Duration(ReadyInterval), types.Duration(ReadyTimeout), types.Duration(r.Within)
+	retries := uint64(ReadyRetries)
+	return &types.HealthCheckConfig{
+		Test:        append(types.HealthCheckTest{"CMD"}, r.Command...),
+		Interval:    &interval,
+		Timeout:     &timeout,
+		Retries:     &retries,
+		StartPeriod: &start,
+	}
+}
+
+// seconds writes a whole number of seconds as "60s".
+func seconds(d time.Duration) string {
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 }
 
 // publishesImagePorts marks root-exposed services without PORT clauses.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/mattn/go-shellwords"
@@ -32,7 +33,7 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 	}
 	svc := &Service{Env: sc.env, Name: path.Base(reference.Path(named)), Image: ref.Value, Pos: pos}
 	namePos := pos
-	var asPos, cmdPos *diag.Pos
+	var asPos, cmdPos, readyPos *diag.Pos
 	for _, c := range clauses {
 		cpos := grammar.Position(c.Pos)
 		switch {
@@ -61,7 +62,14 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 				continue
 			}
 			cmdPos = &cpos
-			s.cmd(svc, c.Cmd)
+			svc.Command = s.words("CMD", c.Cmd)
+		case c.Ready != nil:
+			if readyPos != nil {
+				s.errorf(cpos, "second READY for this image (the first is at %s)", readyPos)
+				continue
+			}
+			readyPos = &cpos
+			s.ready(svc, cpos, c.Ready)
 		}
 	}
 	if !envName.MatchString(svc.Name) {
@@ -203,19 +211,54 @@ func (s *run) set(svc *Service, st *grammar.Set) {
 	svc.Environ = append(svc.Environ, EnvVar{Key: st.Key, Value: st.Value, Pos: pos})
 }
 
-func (s *run) cmd(svc *Service, c *grammar.Cmd) {
+// words is the command of a CMD or READY (what names the clause): the list
+// form as is, the string form split like a shell would, without one.
+func (s *run) words(what string, c *grammar.Cmd) []string {
 	if c.Shell == nil {
-		svc.Command = c.Exec
-		return
+		return c.Exec
 	}
 	words, err := shellwords.Parse(*c.Shell)
 	if err != nil {
-		s.errorf(grammar.Position(c.Pos), "invalid CMD %q: %v", *c.Shell, err)
-		return
+		s.errorf(grammar.Position(c.Pos), "invalid %s %q: %v", what, *c.Shell, err)
+		return nil
 	}
 	if len(words) == 0 {
-		s.errorf(grammar.Position(c.Pos), "empty CMD")
+		s.errorf(grammar.Position(c.Pos), "empty %s", what)
+		return nil
+	}
+	return words
+}
+
+// durationRule is WITHIN's syntax: whole seconds or minutes.
+var durationRule = regexp.MustCompile(`^([0-9]+)([sm])$`)
+
+func (s *run) ready(svc *Service, pos diag.Pos, r *grammar.Ready) {
+	cmd := s.words("READY", r.Command)
+	if cmd == nil {
 		return
 	}
-	svc.Command = words
+	within := DefaultReadyWithin
+	if r.Within != nil {
+		wpos := grammar.Position(r.Within.Pos)
+		m := durationRule.FindStringSubmatch(r.Within.Value)
+		if m == nil {
+			s.errorf(wpos, "invalid duration %q after WITHIN: want whole seconds or minutes (30s, 2m)", r.Within.Value)
+			return
+		}
+		unit := time.Second
+		if m[2] == "m" {
+			unit = time.Minute
+		}
+		n, err := strconv.ParseUint(m[1], 10, 64)
+		switch {
+		case err == nil && n == 0:
+			s.errorf(wpos, "READY WITHIN %s: the limit must be at least 1s", r.Within.Value)
+			return
+		case err != nil || n > uint64(MaxReadyWithin/unit):
+			s.errorf(wpos, "READY WITHIN %s: the limit must be at most %s", r.Within.Value, "24h (1440m)")
+			return
+		}
+		within = time.Duration(n) * unit
+	}
+	svc.Ready = &Ready{Command: cmd, Within: within, Pos: pos}
 }
