@@ -44,13 +44,16 @@ const (
 
 // The healthcheck a READY clause becomes. The engine runs the check
 // ReadyInterval after the previous one ended, so readiness is seen within
-// ReadyInterval plus the check's own run time. Failures during the start
-// period (the WITHIN limit) do not count; after it, ReadyRetries failures
-// in a row make the service unhealthy, so a service never ready is
-// unhealthy about ReadyRetries*ReadyInterval after its limit (later when
-// its checks hang, up to ReadyTimeout each). Engine API 1.41 (Docker
-// 20.10) accepts any duration from 1ms; start_interval (API 1.44) is not
-// used, so the short interval holds for the container's whole life.
+// ReadyInterval plus the check's own run time. A success makes the
+// service healthy at any time; failures count only after the start
+// period, and ReadyRetries of them in a row make it unhealthy. The start
+// period is WITHIN less ReadyRetries*ReadyInterval (at least 0), so a
+// service never ready turns unhealthy at about its limit: later by the
+// run time of its last checks (up to ReadyTimeout each when they hang),
+// and by up to ReadyRetries*ReadyInterval for limits under 2s. Engine
+// API 1.41 (Docker 20.10) accepts any duration from 1ms; start_interval
+// (API 1.44) is not used, so the short interval holds for the
+// container's whole life.
 const (
 	ReadyInterval = 500 * time.Millisecond
 	ReadyTimeout  = 2 * time.Second
@@ -232,7 +235,8 @@ func (c *compiler) service(svc *resolve.Service) {
 
 // healthcheck is the compose healthcheck of a READY clause.
 func healthcheck(r *resolve.Ready) *types.HealthCheckConfig {
-	interval, timeout, start := types.Duration(ReadyInterval), types.Duration(ReadyTimeout), types.Duration(r.Within)
+	interval, timeout := types.Duration(ReadyInterval), types.Duration(ReadyTimeout)
+	start := types.Duration(max(0, r.Within-ReadyRetries*ReadyInterval))
 	retries := uint64(ReadyRetries)
 	return &types.HealthCheckConfig{
 		Test:        append(types.HealthCheckTest{"CMD"}, r.Command...),

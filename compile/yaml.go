@@ -177,12 +177,13 @@ func (w *writer) service(s types.ServiceConfig) error {
 	return nil
 }
 
-// duration writes d as compose reads it: "500ms", "60s".
+// duration writes d as compose reads it, in seconds from 1s ("88.5s",
+// "60s", not Go's "1m28.5s"), else in milliseconds ("500ms").
 func duration(d types.Duration) string {
-	if time.Duration(d)%time.Second == 0 {
-		return strconv.FormatInt(int64(time.Duration(d)/time.Second), 10) + "s"
+	if t := time.Duration(d); t < time.Second {
+		return strconv.FormatInt(t.Milliseconds(), 10) + "ms"
 	}
-	return strconv.FormatInt(time.Duration(d).Milliseconds(), 10) + "ms"
+	return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64) + "s"
 }
 
 // plain reports scalars that YAML reads back as the same string unquoted:

@@ -377,7 +377,8 @@ func (b *builder) deployment(sc types.ServiceConfig, ps []port) (*appsv1.Deploym
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Args:            []string(sc.Command),
 	}
-	c.StartupProbe, c.ReadinessProbe = probes(sc.HealthCheck)
+	within, _ := time.ParseDuration(sc.Labels[compile.LabelReadyWithin])
+	c.StartupProbe, c.ReadinessProbe = probes(sc.HealthCheck, within)
 	for _, k := range slices.Sorted(maps.Keys(sc.Environment)) {
 		v := ""
 		if p := sc.Environment[k]; p != nil {
@@ -444,11 +445,11 @@ func (b *builder) deployment(sc types.ServiceConfig, ps []port) (*appsv1.Deploym
 // probes are the startup and readiness probes of a READY healthcheck (nil
 // without one), both running its command in the container. The startup
 // probe runs every second until it succeeds; failureThreshold is WITHIN in
-// seconds, so a container not ready within its limit is restarted. The
+// seconds (the denv.ready-within label, else the start period), so a container not ready within its limit is restarted. The
 // readiness probe takes over once it has succeeded: the pod leaves its
 // Services' endpoints after ReadyRetries failures in a row. Kubernetes
 // probes count whole seconds: the one-second period is the shortest.
-func probes(h *types.HealthCheckConfig) (startup, readiness *corev1.Probe) {
+func probes(h *types.HealthCheckConfig, within time.Duration) (startup, readiness *corev1.Probe) {
 	if h == nil || len(h.Test) < 2 || h.Test[0] != "CMD" {
 		return nil, nil
 	}
@@ -461,16 +462,16 @@ func probes(h *types.HealthCheckConfig) (startup, readiness *corev1.Probe) {
 	if h.Retries != nil {
 		retries = int32(*h.Retries)
 	}
-	within := int32(60)
-	if h.StartPeriod != nil {
-		within = max(1, int32((time.Duration(*h.StartPeriod)+time.Second-1)/time.Second))
+	if within <= 0 && h.StartPeriod != nil {
+		within = time.Duration(*h.StartPeriod)
 	}
+	threshold := max(1, int32((within+time.Second-1)/time.Second))
 	startup = &corev1.Probe{
 		ProbeHandler:     corev1.ProbeHandler{Exec: exec},
 		PeriodSeconds:    1,
 		TimeoutSeconds:   timeout,
 		SuccessThreshold: 1,
-		FailureThreshold: within,
+		FailureThreshold: threshold,
 	}
 	readiness = &corev1.Probe{
 		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: slices.Clone(exec.Command)}},
