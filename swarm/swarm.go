@@ -15,10 +15,9 @@
 //     deploy.restart_policy condition "any", so a task that exits because a
 //     service it needs is not up yet is started again (the demo programs
 //     also retry on their own). READY becomes the service's healthcheck,
-//     unchanged (interval, timeout, retries, start_period = WITHIN): swarm
-//     counts a task as running, and adds it to its service's DNS name,
-//     only once it is healthy, so what LINKs it cannot reach it before it
-//     is ready; a task still unhealthy after its start period is replaced.
+//     unchanged: swarm keeps a task in "starting" until its check passes
+//     and replaces a task that turns unhealthy, so a service never ready
+//     is restarted about every WITHIN. A dependent may still start first.
 //   - Each service gets deploy: one replica, and the denv labels as service
 //     labels too (the container labels stay), so `docker service ls` and
 //     the stack code can find where a service came from.
