@@ -98,6 +98,7 @@ func FuzzResolveCompile(f *testing.F) {
 		{"IMAGE a LINK b\nIMAGE b LINK a", "", "", ""},
 		{"ENV github:o:r:p\nENV /etc/passwd", "ENV A\n", "IMAGE x VOLUME /host:/c", "\xff"},
 		{"IMAGE ex/a PORT 70000, 80:80/udp, 1-2 VOLUME :/x", "", "", ""},
+		{"ENV a\nIMAGE ex/w LINK a, d READY \"p -q\" WITHIN 2m\nIMAGE ex/d READY [\"x\"] WITHIN 0s", "IMAGE ex/s READY [\"/app\", \"health\"]\nEXPOSE s", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s[0], s[1], s[2], s[3])
