@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -32,6 +33,35 @@ const (
 	// service's environment was compiled with ("***" for a secret one,
 	// see resolve.Secret; the service's own settings hold the real value).
 	LabelParamPrefix = "denv.param."
+	// LabelReadyWithin is set on a service with READY: its limit, in
+	// seconds ("60s"), as time.ParseDuration reads it. The healthcheck
+	// turns unhealthy a little after it (see ReadyRetries); the runtime
+	// can enforce it exactly.
+	LabelReadyWithin = "denv.ready-within"
+	// LabelWaitImageHealth is set on a service that LINKs services without
+	// READY: their compose names, sorted, comma-separated. Compile cannot
+	// inspect images, so their depends_on stays service_started; the
+	// runtime upgrades each to service_healthy when its image declares a
+	// HEALTHCHECK (LANGUAGE.md section 8).
+	LabelWaitImageHealth = "denv.wait-image-health"
+)
+
+// The healthcheck a READY clause becomes. The engine runs the check
+// ReadyInterval after the previous one ended, so readiness is seen within
+// ReadyInterval plus the check's own run time. A success makes the
+// service healthy at any time; failures count only after the start
+// period, and ReadyRetries of them in a row make it unhealthy. The start
+// period is WITHIN less ReadyRetries*ReadyInterval (at least 0), so a
+// service never ready turns unhealthy at about its limit: later by the
+// run time of its last checks (up to ReadyTimeout each when they hang),
+// and by up to ReadyRetries*ReadyInterval for limits under 2s. Engine
+// API 1.41 (Docker 20.10) accepts any duration from 1ms; start_interval
+// (API 1.44) is not used, so the short interval holds for the
+// container's whole life.
+const (
+	ReadyInterval = 500 * time.Millisecond
+	ReadyTimeout  = 2 * time.Second
+	ReadyRetries  = 3
 )
 
 // Options configure Compile.
@@ -159,6 +189,11 @@ func (c *compiler) service(svc *resolve.Service) {
 	if svc.Command != nil {
 		sc.Command = types.ShellCommand(svc.Command)
 	}
+	if r := svc.Ready; r != nil {
+		sc.HealthCheck = healthcheck(r)
+		sc.Labels[LabelReadyWithin] = seconds(r.Within)
+	}
+	var waitImage []string
 	for _, l := range svc.Links {
 		var deps []*resolve.Service
 		if l.Service != nil {
@@ -172,8 +207,19 @@ func (c *compiler) service(svc *resolve.Service) {
 			if sc.DependsOn == nil {
 				sc.DependsOn = types.DependsOnConfig{}
 			}
-			sc.DependsOn[c.name(d)] = types.ServiceDependency{Condition: types.ServiceConditionStarted, Required: true}
+			cond := types.ServiceConditionHealthy
+			if d.Ready == nil {
+				cond = types.ServiceConditionStarted
+				if !slices.Contains(waitImage, c.name(d)) {
+					waitImage = append(waitImage, c.name(d))
+				}
+			}
+			sc.DependsOn[c.name(d)] = types.ServiceDependency{Condition: cond, Required: true}
 		}
+	}
+	if len(waitImage) > 0 {
+		slices.Sort(waitImage)
+		sc.Labels[LabelWaitImageHealth] = strings.Join(waitImage, ",")
 	}
 	published := env == c.g.Root && slices.ContainsFunc(env.Exposed, func(x resolve.Exposed) bool { return x.Service == svc })
 	for _, p := range svc.Ports {
@@ -201,6 +247,25 @@ func (c *compiler) service(svc *resolve.Service) {
 		sc.Volumes = append(sc.Volumes, vc)
 	}
 	c.services[name] = sc
+}
+
+// healthcheck is the compose healthcheck of a READY clause.
+func healthcheck(r *resolve.Ready) *types.HealthCheckConfig {
+	interval, timeout := types.Duration(ReadyInterval), types.Duration(ReadyTimeout)
+	start := types.Duration(max(0, r.Within-ReadyRetries*ReadyInterval))
+	retries := uint64(ReadyRetries)
+	return &types.HealthCheckConfig{
+		Test:        append(types.HealthCheckTest{"CMD"}, r.Command...),
+		Interval:    &interval,
+		Timeout:     &timeout,
+		Retries:     &retries,
+		StartPeriod: &start,
+	}
+}
+
+// seconds writes a whole number of seconds as "60s".
+func seconds(d time.Duration) string {
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 }
 
 // publishesImagePorts marks root-exposed services without PORT clauses.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 )
@@ -84,7 +85,8 @@ func (w *writer) list(indent int, name string, items []string) {
 // service writes one service; it refuses fields Compile never sets, so that
 // a change to Compile cannot be silently dropped here.
 func (w *writer) service(s types.ServiceConfig) error {
-	if s.Entrypoint != nil || s.Build != nil || s.Deploy != nil || len(s.EnvFiles) > 0 || s.ContainerName != "" {
+	if s.Entrypoint != nil || s.Build != nil || s.Deploy != nil || len(s.EnvFiles) > 0 || s.ContainerName != "" ||
+		s.HealthCheck != nil && (s.HealthCheck.StartInterval != nil || s.HealthCheck.Disable) {
 		return fmt.Errorf("internal: service %q has fields the YAML writer does not know", s.Name)
 	}
 	w.line(1, key(s.Name)+":")
@@ -156,8 +158,32 @@ func (w *writer) service(s types.ServiceConfig) error {
 			w.line(4, "required: "+strconv.FormatBool(d.Required))
 		}
 	}
+	if h := s.HealthCheck; h != nil {
+		w.line(2, "healthcheck:")
+		w.list(3, "test", h.Test)
+		for _, d := range []struct {
+			name string
+			d    *types.Duration
+		}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start_period", h.StartPeriod}} {
+			if d.d != nil {
+				w.line(3, d.name+": "+duration(*d.d))
+			}
+		}
+		if h.Retries != nil {
+			w.line(3, "retries: "+strconv.FormatUint(*h.Retries, 10))
+		}
+	}
 	w.mapping(2, "labels", s.Labels)
 	return nil
+}
+
+// duration writes d as compose reads it, in seconds from 1s ("88.5s",
+// "60s", not Go's "1m28.5s"), else in milliseconds ("500ms").
+func duration(d types.Duration) string {
+	if t := time.Duration(d); t < time.Second {
+		return strconv.FormatInt(t.Milliseconds(), 10) + "ms"
+	}
+	return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64) + "s"
 }
 
 // plain reports scalars that YAML reads back as the same string unquoted:

@@ -12,11 +12,12 @@
 //	Image      = "IMAGE" ImageRef { Clause } .
 //	Clause     = "AS" Name | "LINK" Target { "," Target } | "PORT" Port { "," Port }
 //	           | "VOLUME" Volume | "SET" Key "=" ( Word | String )
-//	           | "CMD" ( String | "[" String { "," String } "]" ) .
+//	           | "CMD" ( String | "[" String { "," String } "]" )
+//	           | "READY" ( String | "[" String { "," String } "]" ) [ "WITHIN" Duration ] .
 //	Expose     = "EXPOSE" Target { "," Target } .
 //
 // Keywords are exactly the uppercase words ENV IMAGE IMAGES EXPOSE AS LINK
-// PORT VOLUME SET CMD PARAM WITH; newlines are white space; '#' starts a comment.
+// PORT VOLUME SET CMD PARAM WITH READY WITHIN; newlines are white space; '#' starts a comment.
 package grammar
 
 import (
@@ -92,6 +93,7 @@ type Clause struct {
 	Volume *Word   `parser:"| 'VOLUME' @@"`
 	Set    *Set    `parser:"| 'SET' @@"`
 	Cmd    *Cmd    `parser:"| 'CMD' @@"`
+	Ready  *Ready  `parser:"| 'READY' @@"`
 }
 
 // Param declares a parameter of the definition; Default is nil for a
@@ -139,6 +141,22 @@ type Cmd struct {
 	Exec  []string `parser:"| '[' @String ( ',' @String )* ']'"`
 }
 
+// Ready is a service's readiness check: a command in CMD's two forms and
+// an optional WITHIN limit, a bare word such as 30s or 2m that resolve
+// validates (so that a bad duration is reported at its position).
+type Ready struct {
+	Pos     Pos
+	Command *Cmd      `parser:"@@"`
+	Within  *Duration `parser:"( 'WITHIN' @@ )?"`
+}
+
+// Duration is the word after WITHIN; its own type so that a missing one is
+// reported as a duration, not a name.
+type Duration struct {
+	Pos   Pos
+	Value string `parser:"@Word"`
+}
+
 // Expose names the environment's interface.
 type Expose struct {
 	Pos     Pos
@@ -149,7 +167,8 @@ type Expose struct {
 // value is re-typed as Keyword so that it cannot be taken for a name.
 func IsKeyword(w string) bool {
 	switch w {
-	case "ENV", "IMAGE", "IMAGES", "EXPOSE", "AS", "LINK", "PORT", "VOLUME", "SET", "CMD", "PARAM", "WITH":
+	case "ENV", "IMAGE", "IMAGES", "EXPOSE", "AS", "LINK", "PORT", "VOLUME", "SET", "CMD", "PARAM", "WITH",
+		"READY", "WITHIN":
 		return true
 	}
 	return false
@@ -211,11 +230,14 @@ func message(pe participle.Error, src []byte, off int) string {
 			want = "KEY=VALUE after SET"
 		case strings.HasPrefix(expect, "(<word> | <string>"):
 			want = "a value (a word or a quoted string)"
-		case strings.HasPrefix(expect, "Cmd"), strings.HasPrefix(expect, "String"), strings.HasPrefix(expect, `parser:"'['"`):
+		case strings.HasPrefix(expect, "Duration"):
+			want = "a duration after WITHIN (30s, 2m)"
+		case strings.HasPrefix(expect, "Cmd"), strings.HasPrefix(expect, "Ready"), strings.HasPrefix(expect, "String"),
+			strings.HasPrefix(expect, `parser:"'['"`), strings.HasPrefix(expect, "<string>"):
 			want = "a quoted string or [list of strings]"
 		case strings.HasPrefix(expect, `parser:"'='"`):
 			want = "'=' (KEY=VALUE)"
-		case strings.HasPrefix(expect, `parser:"']'"`), strings.HasPrefix(expect, `parser:"','"`):
+		case strings.HasPrefix(expect, `parser:"']'"`), strings.HasPrefix(expect, `parser:"','"`), strings.HasPrefix(expect, `"]"`):
 			want = "',' or ']'"
 		}
 		if strings.HasPrefix(want, "a statement") {

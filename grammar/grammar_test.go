@@ -62,6 +62,38 @@ EXPOSE store, web
 	}
 }
 
+// TestParseReady: both command forms, with and without WITHIN, and the
+// messages of the syntax errors READY can make.
+func TestParseReady(t *testing.T) {
+	p := grammar.NewParser()
+	f, err := p.Parse("r.denv", []byte("IMAGE ex/db READY [\"/app\", \"health\"] WITHIN 2m PORT 1\nIMAGE ex/w\n  READY \"probe -q\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.Statements[0].Image.Clauses[0].Ready
+	if r == nil || len(r.Command.Exec) != 2 || r.Command.Exec[1] != "health" || r.Within == nil || r.Within.Value != "2m" || r.Within.Pos.Column != 45 {
+		t.Fatalf("READY exec = %+v", r)
+	}
+	if n := len(f.Statements[0].Image.Clauses); n != 2 {
+		t.Errorf("%d clauses after READY ... WITHIN, want 2 (PORT follows)", n)
+	}
+	c := f.Statements[1].Image.Clauses[0]
+	if r = c.Ready; r == nil || r.Command.Shell == nil || *r.Command.Shell != "probe -q" || r.Within != nil || c.Pos.Line != 3 || c.Pos.Column != 3 {
+		t.Fatalf("READY string = %+v", r)
+	}
+	for src, want := range map[string]string{
+		"IMAGE a READY":                  "e.denv:1:14: unexpected end of file, expected a quoted string or [list of strings]",
+		"IMAGE a READY WITHIN 3s":        "e.denv:1:15: unexpected keyword WITHIN, expected a quoted string or [list of strings]",
+		"IMAGE a READY \"x\" WITHIN":     "e.denv:1:25: unexpected end of file, expected a duration after WITHIN (30s, 2m)",
+		"IMAGE a READY [\"x\" WITHIN 3s": "e.denv:1:20: unexpected keyword WITHIN, expected ',' or ']'",
+		"IMAGE READY \"x\"":              "e.denv:1:7: unexpected keyword READY, expected a name",
+	} {
+		if _, err := p.Parse("e.denv", []byte(src)); err == nil || err.Error() != want {
+			t.Errorf("%q: error %v, want %q", src, err, want)
+		}
+	}
+}
+
 func TestParseLimits(t *testing.T) {
 	p := grammar.NewParser()
 	big := make([]byte, grammar.MaxFileSize+1)
@@ -97,6 +129,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("IMAGE a SET X=\"\\\"\" CMD [\"a\",\"b\"]"))
 	f.Add([]byte("PARAM v = \"1\" PARAM p\nENV e AS x WITH v=${v}, p=\"$${p} ${v\"\nIMAGE i:${v} PORT ${p}:1 CMD \"a ${v}\""))
 	f.Add([]byte("ENV e WITH a=WITH, PARAM=1 PARAM = WITH"))
+	f.Add([]byte("IMAGE a READY [\"a\", \"-q\"] WITHIN 90s IMAGE b READY \"c d\" LINK a"))
+	f.Add([]byte("IMAGE a READY \"x\" WITHIN 0s READY [] WITHIN"))
 	p := grammar.NewParser()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		_, err := p.Parse("fuzz.denv", src)

@@ -38,6 +38,10 @@
 //     includes it, and nothing else does: the compose encapsulation. A
 //     published service gets a policy "S-published" admitting anyone on its
 //     published ports.
+//   - READY becomes a startupProbe and a readinessProbe running its
+//     command (see probes): Kubernetes has no start order, so a LINK does
+//     not delay a pod; the readiness probe keeps a pod out of its Services
+//     (and so out of the names that LINK it) until it is ready.
 //
 // Provenance: labels app.kubernetes.io/{name,instance,managed-by} and
 // denv.io/environment; annotations denv.io/definition, denv.io/environment
@@ -52,6 +56,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	appsv1 "k8s.io/api/apps/v1"
@@ -416,6 +421,8 @@ func (b *builder) deployment(sc types.ServiceConfig, ps []port) (*appsv1.Deploym
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Args:            escapeExpansions(sc.Command),
 	}
+	within, _ := time.ParseDuration(sc.Labels[compile.LabelReadyWithin])
+	c.StartupProbe, c.ReadinessProbe = probes(sc.HealthCheck, within)
 	for _, k := range slices.Sorted(maps.Keys(sc.Environment)) {
 		v := ""
 		if p := sc.Environment[k]; p != nil {
@@ -477,6 +484,47 @@ func (b *builder) deployment(sc types.ServiceConfig, ps []port) (*appsv1.Deploym
 			},
 		},
 	}, nil
+}
+
+// probes are the startup and readiness probes of a READY healthcheck (nil
+// without one), both running its command in the container. The startup
+// probe runs every second until it succeeds; failureThreshold is WITHIN in
+// seconds (the denv.ready-within label, else the start period), so a container not ready within its limit is restarted. The
+// readiness probe takes over once it has succeeded: the pod leaves its
+// Services' endpoints after ReadyRetries failures in a row. Kubernetes
+// probes count whole seconds: the one-second period is the shortest.
+func probes(h *types.HealthCheckConfig, within time.Duration) (startup, readiness *corev1.Probe) {
+	if h == nil || len(h.Test) < 2 || h.Test[0] != "CMD" {
+		return nil, nil
+	}
+	exec := &corev1.ExecAction{Command: slices.Clone([]string(h.Test[1:]))}
+	timeout := int32(1)
+	if h.Timeout != nil {
+		timeout = max(1, int32(time.Duration(*h.Timeout)/time.Second))
+	}
+	retries := int32(compile.ReadyRetries)
+	if h.Retries != nil {
+		retries = int32(*h.Retries)
+	}
+	if within <= 0 && h.StartPeriod != nil {
+		within = time.Duration(*h.StartPeriod)
+	}
+	threshold := max(1, int32((within+time.Second-1)/time.Second))
+	startup = &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{Exec: exec},
+		PeriodSeconds:    1,
+		TimeoutSeconds:   timeout,
+		SuccessThreshold: 1,
+		FailureThreshold: threshold,
+	}
+	readiness = &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: slices.Clone(exec.Command)}},
+		PeriodSeconds:    1,
+		TimeoutSeconds:   timeout,
+		SuccessThreshold: 1,
+		FailureThreshold: retries,
+	}
+	return startup, readiness
 }
 
 // aliases creates a Service per network alias that means one service on

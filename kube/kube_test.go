@@ -338,3 +338,45 @@ func kubeExpand(s string, vars map[string]string) string {
 	}
 	return b.String()
 }
+
+// TestReadyProbes: a READY service's container gets a startup probe whose
+// failureThreshold*periodSeconds is its WITHIN limit and a readiness probe
+// running the same command; a service without READY gets neither.
+func TestReadyProbes(t *testing.T) {
+	out, err := kube.Manifests(goldentest.Project(t, "../testdata/golden", "ready.denv"), kube.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeStrict(t, out)
+	for name, want := range map[string]struct {
+		cmd    []string
+		within int32 // seconds
+	}{
+		"db":       {[]string{"/app", "health"}, 60},
+		"queue":    {[]string{"probe", "--port", "5672", "a b"}, 90},
+		"web":      {[]string{"/app", "health"}, 1},
+		"store-db": {[]string{"/app", "health"}, 120},
+		"plain":    {},
+	} {
+		c := objs["Deployment/"+name].(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+		if want.cmd == nil {
+			if c.StartupProbe != nil || c.ReadinessProbe != nil {
+				t.Errorf("%s: probes without READY", name)
+			}
+			continue
+		}
+		s, r := c.StartupProbe, c.ReadinessProbe
+		if s == nil || r == nil || s.Exec == nil || r.Exec == nil {
+			t.Fatalf("%s: startup %+v readiness %+v", name, s, r)
+		}
+		if !slices.Equal(s.Exec.Command, want.cmd) || !slices.Equal(r.Exec.Command, want.cmd) {
+			t.Errorf("%s: commands %q %q, want %q", name, s.Exec.Command, r.Exec.Command, want.cmd)
+		}
+		if s.FailureThreshold*s.PeriodSeconds != want.within {
+			t.Errorf("%s: startup probe covers %ds, want %ds", name, s.FailureThreshold*s.PeriodSeconds, want.within)
+		}
+		if r.PeriodSeconds != 1 || r.FailureThreshold != compile.ReadyRetries {
+			t.Errorf("%s: readiness probe %+v", name, r)
+		}
+	}
+}

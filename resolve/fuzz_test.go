@@ -112,6 +112,7 @@ func FuzzResolveCompile(f *testing.F) {
 			"PARAM v\nPARAM pw = \"x\"\nENV lib/c WITH t=${v}\nIMAGE ex/db:${v} SET K=\"$v $${v}\"\nEXPOSE db",
 			"ENV a WITH v=2, pw=3\nENV lib/c WITH t=1\nIMAGE ex/b", "PARAM t\nIMAGE ex/c:${t}\nEXPOSE c", "v=7\npw=secret"},
 		{"ENV a WITH x=1, x=2\nIMAGE ex/r:${", "PARAM", "PARAM x = ${y}", "", "nope=1\n=\nbad"},
+		{"ENV a\nIMAGE ex/w LINK a, d READY \"p -q\" WITHIN 2m\nIMAGE ex/d READY [\"x\"] WITHIN 0s", "IMAGE ex/s READY [\"/app\", \"health\"]\nEXPOSE s", "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s[0], s[1], s[2], s[3], s[4])

@@ -1,6 +1,10 @@
 package resolve
 
-import "github.com/alebellu/denv/diag"
+import (
+	"time"
+
+	"github.com/alebellu/denv/diag"
+)
 
 // Graph is a resolved environment graph: every environment instance reached
 // from the root, each once.
@@ -70,7 +74,26 @@ type Service struct {
 	Environ []EnvVar
 	// Command is the CMD, split into words; nil when there is none.
 	Command []string
+	// Ready is the READY clause; nil when there is none.
+	Ready *Ready
 }
+
+// Ready is a READY clause: the service is ready once Command, run inside
+// its container, exits 0; it must be ready within Within of its start.
+type Ready struct {
+	Command []string
+	Within  time.Duration
+	Pos     diag.Pos
+}
+
+// The limits of READY ... WITHIN.
+const (
+	// DefaultReadyWithin is the limit when WITHIN is left out.
+	DefaultReadyWithin = 60 * time.Second
+	// MaxReadyWithin is the longest limit accepted: a start that waits a
+	// day for one service is a mistake, and every target can hold it.
+	MaxReadyWithin = 24 * time.Hour
+)
 
 // Target is what a LINK or EXPOSE names: a sibling service or an included
 // environment.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/mattn/go-shellwords"
@@ -41,7 +42,7 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 	}
 	svc := &Service{Env: sc.env, Name: svcName, Image: image, Pos: pos}
 	namePos := pos
-	var asPos, cmdPos *diag.Pos
+	var asPos, cmdPos, readyPos *diag.Pos
 	for _, c := range clauses {
 		cpos := grammar.Position(c.Pos)
 		switch {
@@ -70,7 +71,14 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 				continue
 			}
 			cmdPos = &cpos
-			s.cmd(f, sc, svc, c.Cmd)
+			svc.Command = s.words(f, sc, "CMD", c.Cmd)
+		case c.Ready != nil:
+			if readyPos != nil {
+				s.errorf(cpos, "second READY for this image (the first is at %s)", readyPos)
+				continue
+			}
+			readyPos = &cpos
+			s.ready(f, sc, svc, cpos, c.Ready)
 		}
 	}
 	if !envName.MatchString(svc.Name) {
@@ -220,43 +228,80 @@ func (s *run) set(f *file, sc *scope, svc *Service, st *grammar.Set) {
 	svc.Environ = append(svc.Environ, EnvVar{Key: st.Key, Value: value, Pos: pos})
 }
 
-func (s *run) cmd(f *file, sc *scope, svc *Service, c *grammar.Cmd) {
+// words is the command of a CMD or READY (what names the clause), with
+// parameters expanded: the list form word by word, the string form split
+// like a shell would (without one), then each word expanded, so that a
+// value stays one word. The AST stays as parsed.
+func (s *run) words(f *file, sc *scope, what string, c *grammar.Cmd) []string {
 	if c.Shell == nil {
-		svc.Command = c.Exec
+		words := c.Exec
 		cloned := false
 		for i, w := range c.Exec {
 			if !strings.Contains(w, "$") {
 				continue
 			}
 			if !cloned {
-				svc.Command, cloned = slices.Clone(c.Exec), true // the AST stays as parsed
+				words, cloned = slices.Clone(c.Exec), true
 			}
 			// the words are tokens 1, 3, 5...: [ "a" , "b" ]
-			svc.Command[i], _ = s.expand(sc, w, func() diag.Pos { return f.textPos(c.Pos, 1+2*i) }, true)
+			words[i], _ = s.expand(sc, w, func() diag.Pos { return f.textPos(c.Pos, 1+2*i) }, true)
 		}
-		return
+		return words
 	}
 	if strings.Contains(*c.Shell, "$") {
 		// report undeclared names where they are written; the words
-		// are expanded one by one below, so a value stays one word
+		// are expanded one by one below
 		if _, ok := s.expand(sc, *c.Shell, func() diag.Pos { return f.textPos(c.Pos, 0) }, true); !ok {
-			svc.Command = []string{*c.Shell}
-			return
+			return []string{*c.Shell}
 		}
 	}
 	words, err := shellwords.Parse(*c.Shell)
 	if err != nil {
-		s.errorf(grammar.Position(c.Pos), "invalid CMD %q: %v", *c.Shell, err)
-		return
+		s.errorf(grammar.Position(c.Pos), "invalid %s %q: %v", what, *c.Shell, err)
+		return nil
 	}
 	if len(words) == 0 {
-		s.errorf(grammar.Position(c.Pos), "empty CMD")
-		return
+		s.errorf(grammar.Position(c.Pos), "empty %s", what)
+		return nil
 	}
 	for i, w := range words {
 		words[i], _ = s.expand(sc, w, nil, false)
 	}
-	svc.Command = words
+	return words
+}
+
+// durationRule is WITHIN's syntax: whole seconds or minutes.
+var durationRule = regexp.MustCompile(`^([0-9]+)([sm])$`)
+
+func (s *run) ready(f *file, sc *scope, svc *Service, pos diag.Pos, r *grammar.Ready) {
+	cmd := s.words(f, sc, "READY", r.Command)
+	if cmd == nil {
+		return
+	}
+	within := DefaultReadyWithin
+	if r.Within != nil {
+		wpos := grammar.Position(r.Within.Pos)
+		m := durationRule.FindStringSubmatch(r.Within.Value)
+		if m == nil {
+			s.errorf(wpos, "invalid duration %q after WITHIN: want whole seconds or minutes (30s, 2m)", r.Within.Value)
+			return
+		}
+		unit := time.Second
+		if m[2] == "m" {
+			unit = time.Minute
+		}
+		n, err := strconv.ParseUint(m[1], 10, 64)
+		switch {
+		case err == nil && n == 0:
+			s.errorf(wpos, "READY WITHIN %s: the limit must be at least 1s", r.Within.Value)
+			return
+		case err != nil || n > uint64(MaxReadyWithin/unit):
+			s.errorf(wpos, "READY WITHIN %s: the limit must be at most %s", r.Within.Value, "24h (1440m)")
+			return
+		}
+		within = time.Duration(n) * unit
+	}
+	svc.Ready = &Ready{Command: cmd, Within: within, Pos: pos}
 }
 
 // unexpandedName is the service name of an image reference that could not

@@ -14,7 +14,10 @@
 //     order is replaced by restarts: every service has
 //     deploy.restart_policy condition "any", so a task that exits because a
 //     service it needs is not up yet is started again (the demo programs
-//     also retry on their own).
+//     also retry on their own). READY becomes the service's healthcheck,
+//     unchanged: swarm keeps a task in "starting" until its check passes
+//     and replaces a task that turns unhealthy, so a service never ready
+//     is restarted about every WITHIN. A dependent may still start first.
 //   - Each service gets deploy: one replica, and the denv labels as service
 //     labels too (the container labels stay), so `docker service ls` and
 //     the stack code can find where a service came from.
@@ -103,6 +106,11 @@ func Stack(p *types.Project, opts Options) (*clitypes.Config, error) {
 }
 
 func service(s types.ServiceConfig, opts Options) (clitypes.ServiceConfig, error) {
+	// what depends_on to upgrade: depends_on is dropped here
+	if _, ok := s.Labels[compile.LabelWaitImageHealth]; ok {
+		s.Labels = maps.Clone(s.Labels)
+		delete(s.Labels, compile.LabelWaitImageHealth)
+	}
 	one := uint64(1)
 	delay := clitypes.Duration(RestartDelay)
 	sc := clitypes.ServiceConfig{
@@ -126,6 +134,15 @@ func service(s types.ServiceConfig, opts Options) (clitypes.ServiceConfig, error
 				v = &e
 			}
 			sc.Environment[k] = v
+		}
+	}
+	if h := s.HealthCheck; h != nil {
+		sc.HealthCheck = &clitypes.HealthCheckConfig{
+			Test:        clitypes.HealthCheckTest(escapeAll(h.Test)),
+			Timeout:     (*clitypes.Duration)(h.Timeout),
+			Interval:    (*clitypes.Duration)(h.Interval),
+			Retries:     h.Retries,
+			StartPeriod: (*clitypes.Duration)(h.StartPeriod),
 		}
 	}
 	for net, nc := range s.Networks {

@@ -148,3 +148,30 @@ func TestPublishModeAndEscaping(t *testing.T) {
 		t.Error("unknown publish mode accepted")
 	}
 }
+
+// TestReady: READY's healthcheck reaches the stack as compiled, as the
+// Docker CLI loads it, and the compose-only depends_on label is dropped.
+func TestReady(t *testing.T) {
+	p := goldentest.Project(t, "../testdata/golden", "ready.denv")
+	out, err := swarm.StackFile(p, swarm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range load(t, out).Services {
+		want := p.Services[s.Name].HealthCheck
+		if _, ok := s.Labels[compile.LabelWaitImageHealth]; ok {
+			t.Errorf("%s keeps %s", s.Name, compile.LabelWaitImageHealth)
+		}
+		if want == nil {
+			if s.HealthCheck != nil {
+				t.Errorf("%s: healthcheck without READY", s.Name)
+			}
+			continue
+		}
+		h := s.HealthCheck
+		if h == nil || !slices.Equal([]string(h.Test), []string(want.Test)) || *h.Interval != clitypes.Duration(compile.ReadyInterval) ||
+			*h.StartPeriod != clitypes.Duration(*want.StartPeriod) || *h.Retries != compile.ReadyRetries || *h.Timeout != clitypes.Duration(compile.ReadyTimeout) {
+			t.Errorf("%s: healthcheck %+v, want %+v", s.Name, h, want)
+		}
+	}
+}

@@ -17,12 +17,13 @@ import (
 )
 
 // Cases are the golden cases of the output stages: the seed's
-// expert-system environment, the diamond and the parameters case, each resolved from its own
+// expert-system environment, the diamond, parameters and readiness, each resolved from its own
 // working directory (relative to a package directory).
 var Cases = []struct{ Name, Dir, Def string }{
 	{"expert-system-env", "..", "examples/expert-system-env.denv"},
 	{"diamond", "../testdata/golden", "diamond.denv"},
 	{"params", "../testdata/golden", "params.denv"},
+	{"ready", "../testdata/golden", "ready.denv"},
 }
 
 // Project resolves def with dir as working directory (so that paths in the
