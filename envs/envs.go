@@ -208,18 +208,29 @@ func (s *Store) TakeOver(id string) (*Reservation, error) {
 	if ValidID(id) != nil {
 		return nil, fmt.Errorf("no environment %q: %w", id, fs.ErrNotExist)
 	}
+	exists := func() error {
+		if _, err := os.Stat(filepath.Join(s.dir, id)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no environment %q: %w", id, fs.ErrNotExist)
+		} else if err != nil {
+			return err
+		}
+		if s.recorded(id) {
+			return fmt.Errorf("environment %q is recorded, not an interrupted run: %w", id, fs.ErrExist)
+		}
+		return nil
+	}
+	// Checked before taking the store's lock too, so that looking for an
+	// ID that is not incomplete writes nothing.
+	if err := exists(); err != nil {
+		return nil, err
+	}
 	unlockStore, err := s.lockStore()
 	if err != nil {
 		return nil, err
 	}
 	defer unlockStore()
-	if _, err := os.Stat(filepath.Join(s.dir, id)); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no environment %q: %w", id, fs.ErrNotExist)
-	} else if err != nil {
+	if err := exists(); err != nil {
 		return nil, err
-	}
-	if s.recorded(id) {
-		return nil, fmt.Errorf("environment %q is recorded, not an interrupted run: %w", id, fs.ErrExist)
 	}
 	r, err := s.claim(id)
 	if errors.Is(err, errLocked) {
@@ -249,17 +260,22 @@ func (s *Store) Incomplete() ([]Incomplete, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ids []string
+	for _, e := range entries {
+		if id := e.Name(); e.IsDir() && ValidID(id) == nil && !s.recorded(id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 { // the common case: no lock, nothing written
+		return nil, nil
+	}
 	unlockStore, err := s.lockStore()
 	if err != nil {
 		return nil, err
 	}
 	defer unlockStore()
 	var list []Incomplete
-	for _, e := range entries {
-		id := e.Name()
-		if !e.IsDir() || ValidID(id) != nil || s.recorded(id) {
-			continue
-		}
+	for _, id := range ids {
 		inc, err := s.probe(id)
 		if errors.Is(err, fs.ErrNotExist) { // removed meanwhile
 			continue

@@ -34,14 +34,16 @@ func newEnvsCmd(a *app) *cobra.Command {
 id, definition, status (running, stopped or partial), services, published
 ports and creation time. With --all it also lists those whose containers
 are gone (removed outside denv), with status "missing"; 'denv rm ID' or
-'denv start ID' deals with them. Compose projects not started by denv are
+'denv start ID' deals with them; and those whose run did not record them,
+with status "incomplete": "incomplete (starting)" while their run still
+goes on, else killed midway ('denv rm --force ID' removes what it left). Compose projects not started by denv are
 not listed ('docker compose ls' shows them).`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEnvs(cmd, a, opts)
 		},
 	}
-	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "also list environments whose containers are gone")
+	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "also list environments whose containers are gone, and incomplete ones")
 	cmd.Flags().StringVar(&opts.format, "format", "table", "output `FORMAT`: table or json")
 	return cmd
 }
@@ -56,6 +58,8 @@ type envJSON struct {
 	Created    time.Time  `json:"created"`
 	ClonedFrom string     `json:"cloned_from"`
 	Digest     string     `json:"digest"`
+	// RunAlive is set for an incomplete environment whose run still goes on.
+	RunAlive bool `json:"run_alive,omitempty"`
 }
 
 type portJSON struct {
@@ -104,6 +108,11 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 		}
 		list = append(list, merge(rec, e, ok))
 	}
+	if opts.all {
+		if list, err = appendIncomplete(list, es, live); err != nil {
+			return err
+		}
+	}
 	if opts.format == "json" {
 		enc := json.NewEncoder(cmd.OutOrStdout())
 		enc.SetIndent("", "  ")
@@ -149,7 +158,7 @@ func envsTable(w io.Writer, list []envJSON) error {
 			}
 			ports = append(ports, s)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Definition, e.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, dash(e.Definition), statusText(e),
 			dash(strings.Join(e.Services, ",")), dash(strings.Join(ports, ",")),
 			e.Created.Local().Format("2006-01-02 15:04:05"), dash(e.ClonedFrom))
 	}

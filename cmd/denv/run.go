@@ -257,9 +257,10 @@ func printPorts(w io.Writer, ports []backend.Port) error {
 }
 
 // backend connects to the user's Docker daemon, with compose progress on
-// progress.
+// progress; a write to progress that fails (a closed pipe) does not fail
+// the operation.
 func (a *app) backend(ctx context.Context, progress io.Writer) (*backend.Backend, error) {
-	return backend.New(ctx, backend.WithProgress(progress))
+	return backend.New(ctx, backend.WithProgress(forgiving(progress)))
 }
 
 // openEnvs opens the records of started environments, $DENV_HOME/envs.
@@ -293,7 +294,7 @@ func (a *app) openEnv(ctx context.Context, cmd *cobra.Command, id string) (*back
 func getRecord(es *envs.Store, id string) (envs.Record, error) {
 	rec, err := es.Get(id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return rec, fmt.Errorf("no environment %q (see 'denv envs --all')", id)
+		return rec, noEnvError{id}
 	}
 	return rec, err
 }
