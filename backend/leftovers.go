@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/moby/moby/client"
@@ -15,10 +16,17 @@ import (
 type Leftovers struct {
 	// Containers are the project's containers, stopped ones included.
 	Containers []LeftoverContainer
-	// Networks and Volumes are the names of the project's networks and
-	// volumes.
-	Networks []string
-	Volumes  []string
+	// Networks are the project's networks (one name may be there twice:
+	// network names are not unique).
+	Networks []LeftoverNetwork
+	// Volumes are the names of the project's volumes.
+	Volumes []string
+}
+
+// LeftoverNetwork is one network of [Leftovers].
+type LeftoverNetwork struct {
+	ID   string
+	Name string
 }
 
 // LeftoverContainer is one container of [Leftovers].
@@ -76,7 +84,7 @@ func (b *Backend) Leftovers(ctx context.Context, project string) (Leftovers, err
 		return l, fmt.Errorf("%s: cannot list networks: %s", project, oneLine(err))
 	}
 	for _, n := range ns.Items {
-		l.Networks = append(l.Networks, n.Name)
+		l.Networks = append(l.Networks, LeftoverNetwork{ID: n.ID, Name: n.Name})
 	}
 	vs, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: f})
 	if err != nil {
@@ -88,19 +96,24 @@ func (b *Backend) Leftovers(ctx context.Context, project string) (Leftovers, err
 	return l, nil
 }
 
-// leftoverPasses bounds how often RemoveLeftovers lists and removes: a
-// request of the dead run (a container create) may still complete on the
-// engine after the first listing.
-const leftoverPasses = 3
+// leftoverPasses bounds how often RemoveLeftovers lists and removes.
+const leftoverPasses = 4
+
+// leftoverSettle is how long RemoveLeftovers waits before its last
+// listing: requests the dead run sent before it died (a network create)
+// complete on the engine after it is gone, and a name it made twice (a
+// network) makes the next run's fail as ambiguous.
+const leftoverSettle = time.Second
 
 // RemoveLeftovers removes every container (forced, with its anonymous
 // volumes), every network and, when volumes, every volume labelled
 // com.docker.compose.project=project, without needing the project's
-// definition. It lists again after removing and repeats (a few times)
-// until nothing that it should remove is left; the error names what could
-// not be removed.
+// definition. It returns once a listing made leftoverSettle after the
+// last removal (or the first listing) finds nothing more to remove, after
+// a few passes at most; the error names what could not be removed.
 func (b *Backend) RemoveLeftovers(ctx context.Context, project string, volumes bool) error {
 	var errs []string
+	settled := false
 	for range leftoverPasses {
 		l, err := b.Leftovers(ctx, project)
 		if err != nil {
@@ -109,7 +122,7 @@ func (b *Backend) RemoveLeftovers(ctx context.Context, project string, volumes b
 		if !volumes {
 			l.Volumes = nil
 		}
-		if l.Empty() {
+		if l.Empty() && settled {
 			return nil
 		}
 		errs = errs[:0]
@@ -120,8 +133,8 @@ func (b *Backend) RemoveLeftovers(ctx context.Context, project string, volumes b
 			}
 		}
 		for _, n := range l.Networks {
-			if _, err := b.api.NetworkRemove(ctx, n, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
-				errs = append(errs, fmt.Sprintf("network %s: %s", n, oneLine(err)))
+			if _, err := b.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Sprintf("network %s: %s", n.Name, oneLine(err)))
 			}
 		}
 		for _, v := range l.Volumes {
@@ -129,9 +142,13 @@ func (b *Backend) RemoveLeftovers(ctx context.Context, project string, volumes b
 				errs = append(errs, fmt.Sprintf("volume %s: %s", v, oneLine(err)))
 			}
 		}
-		if ctx.Err() != nil {
-			break
+		select {
+		case <-ctx.Done():
+		case <-time.After(leftoverSettle):
+			settled = true
+			continue
 		}
+		break
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("cannot remove what %s left on the engine: %w", project, err)

@@ -49,7 +49,7 @@ func TestRemoveLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.Containers) != 2 || !slices.Equal(l.Running(), []string{name + "-run-1"}) || !slices.Equal(l.Networks, []string{name + "_default"}) || !slices.Equal(l.Volumes, []string{name + "_data"}) {
+	if len(l.Containers) != 2 || !slices.Equal(l.Running(), []string{name + "-run-1"}) || len(l.Networks) != 1 || l.Networks[0].Name != name+"_default" || !slices.Equal(l.Volumes, []string{name + "_data"}) {
 		t.Fatalf("Leftovers = %+v (running %v)", l, l.Running())
 	}
 

@@ -136,10 +136,15 @@ func TestKilledClaimantDoesNotWedgeTheID(t *testing.T) {
 		t.Fatalf("Get = %v", err)
 	}
 
-	// Taken over: held by this process, so alive again to everyone else.
+	// Taken over: held by this process, so alive again to everyone else;
+	// still claimed when it was first.
+	first := incomplete(t, s).Created
 	r, err := s.TakeOver("x")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if inc := incomplete(t, s); !inc.Created.Equal(first) || inc.PID != os.Getpid() {
+		t.Fatalf("after TakeOver: %+v, first claimed %v", inc, first)
 	}
 	if _, err := s.TakeOver("x"); !errors.As(err, &ie) || !ie.Alive || ie.PID != os.Getpid() {
 		t.Fatalf("TakeOver of a taken-over claim = %v", err)

@@ -349,7 +349,7 @@ func (s *Store) recorded(id string) bool {
 
 // claim opens (creating it if needed) the lock file of id, locks it
 // without waiting (errLocked when held) and writes this process's claim
-// into it. The store's lock is held.
+// into it, keeping the first claim's time. The store's lock is held.
 func (s *Store) claim(id string) (*Reservation, error) {
 	f, err := os.OpenFile(filepath.Join(s.dir, id, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -359,7 +359,14 @@ func (s *Store) claim(id string) (*Reservation, error) {
 		f.Close()
 		return nil, err
 	}
-	data, err := json.Marshal(claim{PID: os.Getpid(), Created: time.Now().UTC()})
+	// A take-over keeps when the ID was first claimed: that is when the
+	// environment was started, for 'envs --all'.
+	c := claim{PID: os.Getpid(), Created: time.Now().UTC()}
+	var old claim
+	if data, err := io.ReadAll(f); err == nil && json.Unmarshal(data, &old) == nil && !old.Created.IsZero() {
+		c.Created = old.Created
+	}
+	data, err := json.Marshal(c)
 	if err == nil {
 		err = f.Truncate(0)
 	}
