@@ -53,7 +53,9 @@ containers are started; --wait also waits until they run. Without -n the id is t
 
 The compiled project is kept under $DENV_HOME/envs/NAME/compose.yaml; later
 commands (envs, start, stop, rm, logs) act on it. If starting fails, what
-this run created is removed and nothing is recorded.
+this run created is removed and nothing is recorded. If denv is killed
+midway, 'denv envs --all' shows NAME as incomplete and
+'denv rm --force NAME' removes what it left.
 
 With --engine swarm the environment is deployed as the Docker Swarm stack
 NAME on the engine (which must be a swarm manager): overlay networks per
