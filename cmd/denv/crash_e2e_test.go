@@ -247,7 +247,8 @@ func TestE2ELiveRunIsNotTaken(t *testing.T) {
 
 // A run whose stdout and stderr are a pipe closed after the first line
 // (`denv run ... 2>&1 | head -1`) is not killed by SIGPIPE: it completes
-// and records a running environment.
+// and records a running environment. So does a clone whose output is
+// closed from the start.
 func TestE2EClosedPipeDoesNotKillRun(t *testing.T) {
 	b := e2e(t)
 	bin := buildDenv(t)
@@ -284,5 +285,26 @@ func TestE2EClosedPipeDoesNotKillRun(t *testing.T) {
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d", e.Ports[0].HostPort)
 	poll(t, "expert-system answers web/db/worker ok", func() error { return seedOK(url) })
+
+	// clone likewise keeps what it recorded when printing fails.
+	clone := id + "-c"
+	removeByLabelOnCleanup(t, b, clone)
+	cmd = exec.Command(bin, "clone", id, "-n", clone)
+	r, w, err = os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Run()
+	w.Close()
+	if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {
+		t.Fatalf("the clone died of %v", ws.Signal())
+	}
+	t.Logf("clone exit: %v", err)
+	if e, ok := listed(t, clone, false); !ok || e.Status != "running" || len(e.Services) != 4 {
+		t.Fatalf("after a clone with its output closed: %+v (listed %v)", e, ok)
+	}
+	mustDenv(t, "rm", "--force", clone)
 	mustDenv(t, "rm", "--force", id)
 }
