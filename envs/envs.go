@@ -4,8 +4,9 @@
 // compiled project). Later commands act on these records, not on a
 // definition that may have changed since.
 //
-// An ID is claimed by creating its directory and flock'ing the file lock in
-// it; the claimant holds that lock until it commits the record or aborts.
+// An ID is claimed by creating its directory and flock'ing the file
+// envs/<ID>/lock in it; the claimant holds that lock until it commits the
+// record or aborts.
 // Two racing runs with the same ID cannot both succeed (see
 // [Store.Reserve]), and a directory without a record whose lock nobody
 // holds is the remains of a run that died midway (SIGKILL, OOM): it is
