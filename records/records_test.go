@@ -87,12 +87,38 @@ func TestReserveCommitGetListRemove(t *testing.T) {
 		t.Fatalf("Remove twice = %v", err)
 	}
 	entries, _ := os.ReadDir(s.Dir())
-	if len(entries) != 2 { // a and the reserved c
+	if len(entries) != 3 || entries[0].Name() != storeLockFile { // .lock, a and the reserved c
 		t.Fatalf("left in store: %v", entries)
 	}
 }
 
 func TestAbortRemovesEverything(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	r, err := s.Reserve("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// something of a run's making beside the lock
+	if err := os.WriteFile(filepath.Join(s.Dir(), "x", ProjectFile), []byte("y"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "x")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("dir after Abort: %v", err)
+	}
+	if entries, _ := os.ReadDir(s.Dir()); len(entries) != 1 || entries[0].Name() != storeLockFile {
+		t.Fatalf("left in store after Abort: %v", entries)
+	}
+	if _, err := s.Reserve("x"); err != nil {
+		t.Fatalf("Reserve after Abort: %v", err)
+	}
+}
+
+// An error after Commit (printing the endpoints to a closed stdout) must
+// not lose the record of a started environment: Abort is then a no-op.
+func TestAbortAfterCommitKeepsRecord(t *testing.T) {
 	s, _ := Open(t.TempDir())
 	r, err := s.Reserve("x")
 	if err != nil {
@@ -104,11 +130,11 @@ func TestAbortRemovesEverything(t *testing.T) {
 	if err := r.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(s.Dir(), "x")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("dir after Abort: %v", err)
+	if _, err := s.Get("x"); err != nil {
+		t.Fatalf("Get after Commit and Abort: %v", err)
 	}
-	if _, err := s.Reserve("x"); err != nil {
-		t.Fatalf("Reserve after Abort: %v", err)
+	if err := r.Commit(Record{ID: "x", Project: []byte("z")}); err == nil {
+		t.Fatal("second Commit accepted")
 	}
 }
 

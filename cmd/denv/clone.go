@@ -93,8 +93,12 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 
 	// Everything made for the clone goes if any step fails.
 	rb := clone.Rollback{SrcID: srcID, ID: id}
+	committed := false
 	defer func() {
-		if err == nil {
+		// Once recorded the clone is kept: an error printing its
+		// endpoints (a closed stdout) must not remove what the record
+		// describes.
+		if err == nil || committed {
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
@@ -171,6 +175,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err := res.Commit(rec); err != nil {
 		return err
 	}
+	committed = true
 	if opts.noStart {
 		_, err := fmt.Fprintf(out, "cloned %s to %s (not started: denv start %s)\n", src.ID, id, id)
 		return err

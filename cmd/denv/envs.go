@@ -36,14 +36,16 @@ func newEnvsCmd(a *app) *cobra.Command {
 id, definition, status (running, stopped or partial), services, published
 ports and creation time. With --all it also lists those whose containers
 are gone (removed outside denv), with status "missing"; 'denv rm ID' or
-'denv start ID' deals with them. Compose projects not started by denv are
+'denv start ID' deals with them; and those whose run did not record them,
+with status "incomplete": "incomplete (starting)" while their run still
+goes on, else killed midway ('denv rm --force ID' removes what it left). Compose projects not started by denv are
 not listed ('docker compose ls' shows them).`,
 		Args: exactArgs(0, "no argument"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEnvs(cmd, a, opts)
 		},
 	}
-	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "also list environments whose containers are gone")
+	cmd.Flags().BoolVarP(&opts.all, "all", "a", false, "also list environments whose containers are gone, and incomplete ones")
 	cmd.Flags().StringVar(&opts.format, "format", "table", "output `FORMAT`: table or json")
 	return cmd
 }
@@ -60,6 +62,8 @@ type envJSON struct {
 	Digest     string     `json:"digest"`
 	// Params are the values it was run with, secrets masked.
 	Params map[string]string `json:"params,omitempty"`
+	// RunAlive is set for an incomplete environment whose run still goes on.
+	RunAlive bool `json:"run_alive,omitempty"`
 }
 
 type portJSON struct {
@@ -110,6 +114,15 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 			continue
 		}
 		list = append(list, merge(rec, e, ok))
+	}
+	if opts.all {
+		// an interrupted run was a local one: its leftovers carry the
+		// compose project label
+		local := engines()[defaultEngine].open(b)
+		status := func(ids []string) (map[string]backend.EnvState, error) { return local.Status(ctx, ids) }
+		if list, err = appendIncomplete(list, es, status); err != nil {
+			return err
+		}
 	}
 	if opts.format == "json" {
 		enc := json.NewEncoder(cmd.OutOrStdout())
@@ -163,7 +176,7 @@ func envsTable(w io.Writer, list []envJSON) error {
 			}
 			ports = append(ports, s)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Definition, e.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, dash(e.Definition), statusText(e),
 			dash(strings.Join(e.Services, ",")), dash(strings.Join(ports, ",")),
 			e.Created.Local().Format("2006-01-02 15:04:05"), dash(e.ClonedFrom))
 	}

@@ -74,7 +74,12 @@ func newRmCmd(a *app) *cobra.Command {
 		Long: `Rm removes the containers and networks of the environment ID and its
 record. Like 'docker rm', it refuses an environment that has running
 containers unless --force is given (which stops them first). Named volumes
-are kept unless --volumes is given.`,
+are kept unless --volumes is given.
+
+An environment whose run was killed midway (status "incomplete" in
+'denv envs --all') has no record: rm removes every container and network
+(and with --volumes every volume) labelled with its project name, then its
+directory, and the name is free again.`,
 		Args: exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRm(cmd, a, opts, args[0])
@@ -104,6 +109,11 @@ func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 		}
 	}
 	b, e, es, _, err := a.openEnv(ctx, cmd, id)
+	if errors.As(err, new(noEnvError)) {
+		if handled, ierr := rmIncomplete(ctx, cmd, a, opts, id); handled {
+			return ierr
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,9 @@ containers are started; --wait also waits until they run. Without -n the id is t
 
 The compiled project is kept under $DENV_HOME/envs/NAME/compose.yaml; later
 commands (envs, start, stop, rm, logs) act on it. If starting fails, what
-this run created is removed and nothing is recorded.
+this run created is removed and nothing is recorded. If denv is killed
+midway, 'denv envs --all' shows NAME as incomplete and
+'denv rm --force NAME' removes what it left.
 
 With --engine swarm the environment is deployed as the Docker Swarm stack
 NAME on the engine (which must be a swarm manager): overlay networks per
@@ -198,9 +200,10 @@ func printPorts(w io.Writer, ports []backend.Port) error {
 }
 
 // backend connects to the user's Docker daemon, with compose progress on
-// progress.
+// progress; a write to progress that fails (a closed pipe) does not fail
+// the operation.
 func (a *app) backend(ctx context.Context, progress io.Writer) (*backend.Backend, error) {
-	return backend.New(ctx, backend.WithProgress(progress))
+	return backend.New(ctx, backend.WithProgress(forgiving(progress)))
 }
 
 // openEnvs opens the records of started environments, $DENV_HOME/envs.
@@ -238,7 +241,7 @@ func (a *app) openEnv(ctx context.Context, cmd *cobra.Command, id string) (*back
 func getRecord(es *records.Store, id string) (records.Record, error) {
 	rec, err := es.Get(id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return rec, fmt.Errorf("no environment %q (see 'denv envs --all')", id)
+		return rec, noEnvError{id}
 	}
 	return rec, err
 }

@@ -1,0 +1,160 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/compose/v5/pkg/api"
+	"github.com/moby/moby/client"
+)
+
+// Leftovers are the resources the engine holds with a compose project's
+// label, whatever made them: what a run that died midway (no record, no
+// compose file) left behind is found this way.
+type Leftovers struct {
+	// Containers are the project's containers, stopped ones included.
+	Containers []LeftoverContainer
+	// Networks are the project's networks (one name may be there twice:
+	// network names are not unique).
+	Networks []LeftoverNetwork
+	// Volumes are the names of the project's volumes.
+	Volumes []string
+}
+
+// LeftoverNetwork is one network of [Leftovers].
+type LeftoverNetwork struct {
+	ID   string
+	Name string
+}
+
+// LeftoverContainer is one container of [Leftovers].
+type LeftoverContainer struct {
+	ID   string
+	Name string
+	// State is the engine's: created, running, paused, restarting,
+	// exited, ...
+	State string
+}
+
+// Running returns the names of the containers that run (or restart).
+func (l Leftovers) Running() []string {
+	var names []string
+	for _, c := range l.Containers {
+		if c.State == "running" || c.State == "restarting" {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
+// Empty reports whether nothing is left.
+func (l Leftovers) Empty() bool {
+	return len(l.Containers) == 0 && len(l.Networks) == 0 && len(l.Volumes) == 0
+}
+
+// leftoverFilter selects what carries the compose project label of
+// project.
+func leftoverFilter(project string) client.Filters {
+	return make(client.Filters).Add("label", api.ProjectLabel+"="+project)
+}
+
+// Leftovers lists the containers, networks and volumes labelled
+// com.docker.compose.project=project.
+func (b *Backend) Leftovers(ctx context.Context, project string) (Leftovers, error) {
+	var l Leftovers
+	f := leftoverFilter(project)
+	cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return l, fmt.Errorf("%s: cannot list containers: %s", project, oneLine(err))
+	}
+	for _, c := range cs.Items {
+		name := c.ID
+		if len(c.Names) > 0 {
+			name = c.Names[0]
+			if len(name) > 0 && name[0] == '/' {
+				name = name[1:]
+			}
+		}
+		l.Containers = append(l.Containers, LeftoverContainer{ID: c.ID, Name: name, State: string(c.State)})
+	}
+	ns, err := b.api.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return l, fmt.Errorf("%s: cannot list networks: %s", project, oneLine(err))
+	}
+	for _, n := range ns.Items {
+		l.Networks = append(l.Networks, LeftoverNetwork{ID: n.ID, Name: n.Name})
+	}
+	vs, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return l, fmt.Errorf("%s: cannot list volumes: %s", project, oneLine(err))
+	}
+	for _, v := range vs.Items {
+		l.Volumes = append(l.Volumes, v.Name)
+	}
+	return l, nil
+}
+
+// leftoverPasses bounds how often RemoveLeftovers lists and removes.
+const leftoverPasses = 4
+
+// leftoverSettle is how long RemoveLeftovers waits before its last
+// listing: requests the dead run sent before it died (a network create)
+// complete on the engine after it is gone, and a name it made twice (a
+// network) makes the next run's fail as ambiguous.
+const leftoverSettle = time.Second
+
+// RemoveLeftovers removes every container (forced, with its anonymous
+// volumes), every network and, when volumes, every volume labelled
+// com.docker.compose.project=project, without needing the project's
+// definition. It returns once a listing made leftoverSettle after the
+// last removal (or the first listing) finds nothing more to remove, after
+// a few passes at most; the error names what could not be removed.
+func (b *Backend) RemoveLeftovers(ctx context.Context, project string, volumes bool) error {
+	var errs []string
+	settled := false
+	for range leftoverPasses {
+		l, err := b.Leftovers(ctx, project)
+		if err != nil {
+			return err
+		}
+		if !volumes {
+			l.Volumes = nil
+		}
+		if l.Empty() && settled {
+			return nil
+		}
+		errs = errs[:0]
+		for _, c := range l.Containers {
+			_, err := b.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			if err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Sprintf("container %s: %s", c.Name, oneLine(err)))
+			}
+		}
+		for _, n := range l.Networks {
+			if _, err := b.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Sprintf("network %s: %s", n.Name, oneLine(err)))
+			}
+		}
+		for _, v := range l.Volumes {
+			if _, err := b.api.VolumeRemove(ctx, v, client.VolumeRemoveOptions{}); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Sprintf("volume %s: %s", v, oneLine(err)))
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(leftoverSettle):
+			settled = true
+			continue
+		}
+		break
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cannot remove what %s left on the engine: %w", project, err)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, "resources keep appearing")
+	}
+	return fmt.Errorf("cannot remove what %s left on the engine: %s", project, strings.Join(errs, "; "))
+}
