@@ -33,10 +33,11 @@ import (
 )
 
 // How volumes are copied: the engine has no registry to pull a helper image
-// from, so denv makes its own. The copier is a static executable - the denv
-// binary itself, which has hidden subcommands for this - imported as the
-// one-file image denv/copier:<hash of the executable's build id> (a few
-// seconds, once per denv build). One container of that image mounts every
+// from, so denv makes its own. The copier is the denv binary itself, which
+// has hidden subcommands for this, imported as the image
+// denv/copier:<hash of the executable's build id> (a few seconds, once per
+// denv build): one file for a static build, plus its loader and shared
+// libraries for a dynamic one (internal/rootfs). One container of that image mounts every
 // source volume read-only at /src/N and its destination at /dst/N, waits
 // for a go-ahead on its standard input (so that it can be started while the
 // source still runs) and copies in the engine (copy_file_range, 4 files at
@@ -60,9 +61,9 @@ const (
 
 // CopyOptions tunes [Backend.CopyVolume] and [Backend.VolumeChecksum].
 type CopyOptions struct {
-	// Copier is the path of a static Linux executable that has the
+	// Copier is the path of a Linux executable that has the
 	// [CopierCopyArg] and [CopierChecksumArg] subcommands; empty means the
-	// running executable (the denv binary, built with CGO_ENABLED=0).
+	// running executable (the denv binary, however it was built).
 	Copier string
 	// Progress, when set, is called with the bytes copied so far and the
 	// total to copy (the sum of the regular file sizes).
@@ -102,7 +103,7 @@ type VolumeCopy struct {
 
 // StartCopy starts one copier container with every pair mounted (sources
 // read-only) and returns once it runs, waiting for [VolumeCopy.Run]; it
-// changes no volume. copierExe is the static copier executable (empty: the
+// changes no volume. copierExe is the copier executable (empty: the
 // running one). Call [VolumeCopy.Close] in every case.
 //
 // The container is removed by the engine when it exits rather than by
