@@ -195,8 +195,13 @@ func (b *Backend) startHelper(ctx context.Context, what, copierExe string, args 
 			AttachStderr: true,
 		},
 		HostConfig: &container.HostConfig{
-			Mounts:      mounts,
-			NetworkMode: network.NetworkNone, // it opens no socket
+			Mounts: mounts,
+			// The copier opens no socket. Its own network namespace, even
+			// an empty one (none), made a clone of a small volume 0.38 s
+			// slower here (median of 9: 0.95 s against 0.57 s, see
+			// docs/PERFORMANCE.md); the host's costs nothing, and without
+			// any NET_ capability it can do nothing there but connect.
+			NetworkMode: network.NetworkHost,
 			AutoRemove:  true,
 			// Root, for a faithful copy, but with only what it needs:
 			// CHOWN (owners, of symlinks too), DAC_OVERRIDE (read and
