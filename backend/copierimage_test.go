@@ -66,6 +66,12 @@ func TestCopierContainerIsConfined(t *testing.T) {
 	if err := c.Run(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
+	// the engine removes it: wait, so that the volumes can be removed
+	w := docker.ContainerWait(ctx, list.Items[0].ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
+	select {
+	case <-w.Result:
+	case <-w.Error:
+	}
 }
 
 // TestTamperedCopierImageIsReplaced: another image tagged as the copier's
