@@ -37,8 +37,9 @@ import (
 // has hidden subcommands for this, imported as the image
 // denv/copier:<hash of the executable's build id> (a few seconds, once per
 // denv build): one file for a static build, plus its loader and shared
-// libraries for a dynamic one (internal/rootfs). One container of that image mounts every
-// source volume read-only at /src/N and its destination at /dst/N, waits
+// libraries for a dynamic one (internal/rootfs). One container of that
+// image mounts every source volume read-only at /src/N and its
+// destination at /dst/N, waits
 // for a go-ahead on its standard input (so that it can be started while the
 // source still runs) and copies in the engine (copy_file_range, 4 files at
 // a time, no data through the API), writing progress lines on stdout. The
