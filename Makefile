@@ -6,7 +6,8 @@ FUZZTIME ?= 10m
 .PHONY: build test unit check docker images demo compile-examples bench bench-go fuzz clean
 
 # CGO_ENABLED=0: a static binary, which `denv clone` imports into the engine
-# as its volume copier (a one-file image cannot hold a dynamic loader).
+# as its volume copier alone (a dynamic build works too; its copier image
+# then also holds the loader and libraries).
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/denv
 

@@ -182,8 +182,7 @@ var statics = struct {
 
 // StaticBinary builds the Go package pkg (an import path) with
 // CGO_ENABLED=0, once per test binary, and returns the executable's path:
-// what the engine runs as denv's copier must be static (the copier image
-// holds nothing but the executable).
+// a static copier keeps its image to one file, like `make build`'s denv.
 func StaticBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	statics.mu.Lock()

@@ -23,8 +23,8 @@ import (
 type cloneOptions struct {
 	name    string
 	noStart bool
-	// copier is the static executable copying the volumes (empty: this
-	// one); DENV_COPIER overrides it, for denv binaries built with cgo.
+	// copier is the executable copying the volumes (empty: this one);
+	// DENV_COPIER overrides it.
 	copier string
 }
 

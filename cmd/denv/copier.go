@@ -8,9 +8,10 @@ import (
 )
 
 // newCopierCmds returns the hidden subcommands that make the denv binary
-// the volume copier: volumecopy imports this (static) executable as
-// a one-file image and runs it in the engine with the volumes mounted, so
-// that no helper image has to be pulled and users need no Go toolchain.
+// the volume copier: volumecopy imports this executable (with its
+// loader and libraries when dynamically linked) as an image and runs it in
+// the engine with the volumes mounted, so that no helper image has to be
+// pulled and users need no Go toolchain.
 // They are not meant to be typed by users.
 func newCopierCmds() []*cobra.Command {
 	return []*cobra.Command{
