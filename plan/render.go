@@ -23,11 +23,11 @@ func symbol(a Action) string {
 
 // Text renders the plan for people: one line per service, sorted by name,
 //
-//	+ cache (new service)
-//	~ web (image: ex/web:1 -> ex/web:2; environment.MODE: a -> b)
-//	^ worker (restart: dependency db recreated (depends_on restart: true))
-//	- db (not in the new project; volumes kept unless --volumes: data)
-//	= queue (unchanged)
+//   - cache (new service)
+//     ~ web (image: ex/web:1 -> ex/web:2; environment.MODE: a -> b)
+//     ^ worker (restart: dependency db recreated (depends_on restart: true))
+//   - db (not in the new project; volumes kept unless --volumes: data)
+//     = queue (unchanged)
 //
 // then one line per network and volume created, recreated or removed,
 // then the summary line. The output is stable: the same plan gives the
