@@ -117,3 +117,15 @@ func TestPlanGraphUnchanged(t *testing.T) {
 		t.Errorf("plan of the graph against itself: %+v", p.Summary)
 	}
 }
+
+// BenchmarkLoadRecord is backend.Load of the recorded graph alone (compose's
+// loader): BenchmarkPlanGraph runs it twice.
+func BenchmarkLoadRecord(b *testing.B) {
+	root, recorded := graphRecord(b)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := backend.Load(context.Background(), recorded, projectName, filepath.Dir(root)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

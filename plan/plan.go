@@ -84,6 +84,7 @@ package plan
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -256,8 +257,14 @@ func Compute(old, new *types.Project, live *Live) (*Plan, error) {
 		}
 		newHash[name] = h
 		os, existed := old.Services[name]
+		oh := ""
 		if existed {
-			s.Changes = diffService(os, ns)
+			oh = hashOf(os)
+			// The field diff only where something differs: the hash
+			// covers all but the attributes compose leaves out of it.
+			if oh != h || !reflect.DeepEqual(os.DependsOn, ns.DependsOn) || !unhashedEqual(os, ns) {
+				s.Changes = diffService(os, ns)
+			}
 		}
 		if live != nil {
 			c, running := live.Services[name]
@@ -267,10 +274,10 @@ func Compute(old, new *types.Project, live *Live) (*Plan, error) {
 			case !running:
 				s.recreateAs(Create, "new service")
 			case usesServiceRefs(ns):
-				if !existed || hashOf(os) != h {
+				if !existed || oh != h {
 					s.recreateAs(Recreate, "configuration changed")
 				}
-			case c.ConfigHash != h && existed && hashOf(os) == h:
+			case c.ConfigHash != h && existed && oh == h:
 				s.recreateAs(Recreate, "container configuration differs from the recorded project")
 			case c.ConfigHash != h:
 				s.recreateAs(Recreate, "configuration changed")
@@ -283,7 +290,7 @@ func Compute(old, new *types.Project, live *Live) (*Plan, error) {
 		switch {
 		case !existed:
 			s.recreateAs(Create, "new service")
-		case hashOf(os) != h:
+		case oh != h:
 			s.recreateAs(Recreate, "configuration changed")
 		}
 	}
@@ -391,6 +398,16 @@ func (s *Service) restart(reason string) {
 	if !slices.Contains(s.Reasons, reason) {
 		s.Reasons = append(s.Reasons, reason)
 	}
+}
+
+// unhashedEqual compares the attributes compose leaves out of the hash
+// besides depends_on (build, pull_policy, scale, deploy.replicas,
+// profiles), so that a change to them is still shown.
+func unhashedEqual(o, n types.ServiceConfig) bool {
+	or, nr := o.Deploy, n.Deploy
+	return reflect.DeepEqual(o.Build, n.Build) && o.PullPolicy == n.PullPolicy &&
+		reflect.DeepEqual(o.Scale, n.Scale) && reflect.DeepEqual(o.Profiles, n.Profiles) &&
+		(or == nil) == (nr == nil) && (or == nil || reflect.DeepEqual(or.Replicas, nr.Replicas))
 }
 
 // hashOf is compose's hash of s; an error (a configuration json cannot
