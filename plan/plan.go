@@ -51,7 +51,10 @@
 // the recorded project with the new one. With it, a service of New without a
 // container is created, a container whose service is in neither project is
 // removed, and a container's config-hash label is compared with the new
-// hash instead of the recorded project's: what compose compares.
+// hash instead of the recorded project's: what compose compares. Two checks
+// of compose need engine ids and are left to the engine: a running
+// container not connected to one of its networks, or not mounting one of
+// its volumes, is recreated by compose though the plan does not say so.
 //
 // # The JSON form
 //
@@ -67,7 +70,7 @@
 //	      "changes": [                   // field-level differences; omitted when none
 //	        {"field": "image", "old": "ex/web:1", "new": "ex/web:2"}
 //	      ],                             // "old" or "new" omitted when absent on that side
-//	      "volumes": ["web-1_data"]      // remove only: named volumes it used (kept unless --volumes)
+//	      "volumes": ["data"]            // remove only: project keys of the named volumes it used (kept unless --volumes)
 //	    }
 //	  ],
 //	  "networks": [{"name": "left", "action": "create", "services": ["web"]}],
