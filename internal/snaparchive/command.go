@@ -120,18 +120,19 @@ func parseArgs(args []string) (progress bool, dirs []string) {
 }
 
 // events writes [Progress] calls as copier event lines: a total line the
-// first time a volume is seen, a done line when it is complete.
+// first time a volume is seen, one done line when it is complete.
 type events struct {
 	mu   sync.Mutex
 	w    io.Writer
-	seen map[int]bool
+	seen map[int]bool // volumes with a total line
+	done map[int]bool // volumes with a done line
 }
 
 func (e *events) progress(volume int, done, total int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.seen == nil {
-		e.seen = map[int]bool{}
+		e.seen, e.done = map[int]bool{}, map[int]bool{}
 	}
 	if !e.seen[volume] {
 		e.seen[volume] = true
@@ -142,6 +143,10 @@ func (e *events) progress(volume int, done, total int64) {
 	}
 	kind := copier.KindCopied
 	if done == total {
+		if e.done[volume] {
+			return
+		}
+		e.done[volume] = true
 		kind = copier.KindDone
 	}
 	fmt.Fprintf(e.w, "%s %d %d\n", kind, volume, done)

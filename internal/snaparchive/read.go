@@ -228,8 +228,8 @@ func (r *Reader) readVolume(ctx context.Context, i int, v *Volume, t *target, bu
 	last := time.Now()
 	first := true
 	for {
-		if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
-			return "", 0, err
+		if ctx.Err() != nil {
+			return "", 0, fmt.Errorf("import of volume %s stopped: %w", v.Name, context.Cause(ctx))
 		}
 		h, err := r.tr.Next()
 		if err != nil {

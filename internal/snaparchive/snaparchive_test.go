@@ -359,3 +359,22 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestCancelledImportLeavesNothing: a cancelled context stops the import
+// and leaves the target as it was.
+func TestCancelledImportLeavesNothing(t *testing.T) {
+	file, _, _ := export(t)
+	r, err := NewReader(bytes.NewReader(file))
+	must(t, err)
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	base := t.TempDir()
+	_, err = r.Extract(ctx, []string{filepath.Join(base, "a"), filepath.Join(base, "b")}, ExtractOptions{})
+	if err == nil || !strings.Contains(err.Error(), "import of volume db-data stopped: context canceled") {
+		t.Errorf("cancelled import: err = %v", err)
+	}
+	if entries, _ := os.ReadDir(base); len(entries) != 0 {
+		t.Errorf("cancelled import left %v", entries)
+	}
+}
