@@ -124,6 +124,21 @@ func TestRoundTrip(t *testing.T) {
 	if entries, _ := os.ReadDir(base); len(entries) != 2 {
 		t.Errorf("temporary directories left: %v", entries)
 	}
+
+	// the full tree into an existing empty directory (a mounted volume
+	// in the engine): its entries are moved up from a temporary one
+	r2, err := NewReader(bytes.NewReader(file))
+	must(t, err)
+	defer r2.Close()
+	base2 := t.TempDir()
+	dst3 := filepath.Join(base2, "vol")
+	must(t, os.Mkdir(dst3, 0o700))
+	_, err = r2.Extract(context.Background(), []string{dst3, filepath.Join(base2, "other")}, ExtractOptions{})
+	must(t, err)
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dst3, "a"), 0o700) })
+	if a, b := listing(t, srcs[0]), listing(t, dst3); a != b {
+		t.Errorf("%s: listings differ:\nsource:\n%s\nimport:\n%s", dst3, a, b)
+	}
 }
 
 func boolInt(b bool) int64 {
