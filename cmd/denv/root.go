@@ -67,6 +67,7 @@ func newRootCmd() *cobra.Command {
 		newCloneCmd(a),
 	)
 	root.AddCommand(newCopierCmds()...)
+	root.AddCommand(newSnapshotCopierCmds()...)
 	root.SetHelpCommand(newHelpCmd())
 	strictCompletionCmd(root)
 	return root
