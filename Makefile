@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/denv
 FUZZTIME ?= 10m
 
-.PHONY: build test unit check docker images demo compile-examples bench bench-go fuzz clean
+.PHONY: build test unit check docker registry images demo compile-examples bench bench-go fuzz clean
 
 # CGO_ENABLED=0: a static binary, which `denv clone` imports into the engine
 # as its volume copier alone (a dynamic build works too; its copier image
@@ -20,6 +20,11 @@ check:
 docker:
 	scripts/docker-up.sh
 
+# registry: a private registry on 127.0.0.1:5000 (basic auth) for the
+# end-to-end tests of images pulled from a registry.
+registry:
+	scripts/registry-up.sh
+
 # images: the seed's demo images, built locally with no registry.
 images: docker
 	scripts/build-images.sh
@@ -27,7 +32,7 @@ images: docker
 # test: everything, end-to-end tests on the real engine included. With
 # DENV_E2E=require (as CI sets) a missing daemon fails instead of skipping.
 test: check
-	@if [ "$$DENV_E2E" != "skip" ]; then $(MAKE) --no-print-directory images; fi
+	@if [ "$$DENV_E2E" != "skip" ]; then $(MAKE) --no-print-directory images registry; fi
 	$(GO) test -count=1 -timeout 25m ./...
 
 # unit: the tests that need no Docker daemon.
