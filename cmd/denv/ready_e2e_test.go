@@ -177,3 +177,44 @@ func TestStatusTextHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EImageHealthcheckLink LINKs a service without READY whose image
+// declares a HEALTHCHECK (ex/db committed with one, under a name of the
+// test's own): the runtime upgrades the dependency to service_healthy,
+// so the web's only startup connection succeeds although db listens 3s
+// late, and the web is started after it.
+func TestE2EImageHealthcheckLink(t *testing.T) {
+	b := e2e(t)
+	c := dockerClient(t)
+	ctx := context.Background()
+	id := backendtest.ProjectName(t)
+	tag := strings.TrimPrefix(id, "denvtest-")
+	ref := "denv-test/hcdb:" + tag
+	made, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{Image: "ex/db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ContainerCommit(ctx, made.ID, client.ContainerCommitOptions{Reference: ref,
+		Changes: []string{`HEALTHCHECK --interval=500ms --timeout=2s --retries=60 CMD ["/app", "health"]`}})
+	c.ContainerRemove(ctx, made.ID, client.ContainerRemoveOptions{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true}) })
+	downOnCleanup(t, b, id)
+	def := writeDef(t, "IMAGE "+ref+" AS db SET READY_DELAY=3s\nIMAGE ex/web LINK db SET STARTUP_PROBE=http://db:8080/health\nEXPOSE web\n")
+	mustDenv(t, "run", def, "-n", id)
+	db := containerOf(t, c, id, "db")
+	if h := db.Container.State.Health; h == nil || h.Status != "healthy" {
+		t.Fatalf("db health after run: %+v", h)
+	}
+	web := containerOf(t, c, id, "web")
+	dbStarted, _ := time.Parse(time.RFC3339Nano, db.Container.State.StartedAt)
+	webStarted, _ := time.Parse(time.RFC3339Nano, web.Container.State.StartedAt)
+	if d := webStarted.Sub(dbStarted); d < 3*time.Second {
+		t.Errorf("web started %s after db, before its 3s delay", d)
+	}
+	if logs := containerLogs(t, c, web.Container.ID); !strings.Contains(logs, "startup probe http://db:8080/health: ok") {
+		t.Errorf("web's first connection to db did not succeed; its logs:\n%s", logs)
+	}
+}
