@@ -100,6 +100,14 @@ EXPOSE web
 	if !strings.Contains(logs, "startup probe http://db:8080/health: ok") || strings.Contains(logs, "failed") {
 		t.Errorf("web's first connection to db did not succeed; its logs:\n%s", logs)
 	}
+	// denv start waits the same way: db listens 3s after its restart,
+	// and web's startup connection after its own restart succeeds too.
+	mustDenv(t, "stop", id)
+	mustDenv(t, "start", id)
+	logs = containerLogs(t, c, web.Container.ID)
+	if strings.Count(logs, "startup probe http://db:8080/health: ok") != 2 || strings.Contains(logs, "failed") {
+		t.Errorf("after denv start, web's connection to db did not succeed; its logs:\n%s", logs)
+	}
 }
 
 // TestE2ENeverReadyFails runs a db never ready with READY WITHIN 3s: the
