@@ -53,6 +53,9 @@ type Deployment struct {
 	ID      string
 	Project []byte
 	WorkDir string
+	// KeepOnFailure asks Deploy to leave what it created in place when
+	// it fails (`denv run --keep-on-failure`); not part of the record.
+	KeepOnFailure bool
 }
 
 // RenderOptions are the choices made when an environment is first run.

@@ -40,6 +40,11 @@ type EnvState struct {
 	Ports []Port
 	// Created is when its oldest container was created.
 	Created time.Time
+	// Waiting is the number of its running containers whose healthcheck
+	// has not passed yet (health "starting"); Unhealthy, of those whose
+	// healthcheck failed. Containers without a healthcheck count in
+	// neither.
+	Waiting, Unhealthy int
 	// Labels are the labels every container of the project carries with
 	// the same value: the compose project labels (project, working_dir,
 	// config_files, version) and whatever project-wide labels the
@@ -131,6 +136,12 @@ func summarize(name string, cs []container.Summary) EnvState {
 	for i, c := range cs {
 		if c.State == container.StateRunning {
 			running++
+			switch healthOf(c) {
+			case container.Starting:
+				env.Waiting++
+			case container.Unhealthy:
+				env.Unhealthy++
+			}
 		}
 		service := serviceOf(c)
 		services[service] = true
@@ -168,6 +179,24 @@ func summarize(name string, cs []container.Summary) EnvState {
 	sort.Strings(env.Services)
 	env.Ports = sortPorts(env.Ports)
 	return env
+}
+
+// healthOf returns the health of container c as listed: the summary's
+// Health from engine API 1.52, else read from its status text ("Up 3
+// seconds (health: starting)"), as engine 20.10 only gives that.
+func healthOf(c container.Summary) container.HealthStatus {
+	if c.Health != nil && c.Health.Status != "" {
+		return c.Health.Status
+	}
+	switch {
+	case strings.HasSuffix(c.Status, "(health: starting)"):
+		return container.Starting
+	case strings.HasSuffix(c.Status, "(unhealthy)"):
+		return container.Unhealthy
+	case strings.HasSuffix(c.Status, "(healthy)"):
+		return container.Healthy
+	}
+	return container.NoHealthcheck
 }
 
 func serviceOf(c container.Summary) string {

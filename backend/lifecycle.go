@@ -37,8 +37,13 @@ type UpOptions struct {
 	RemoveOrphans bool
 	// NoWait returns once the containers are started, as `up --detach`
 	// does, instead of waiting until they run (`up --detach --wait`).
-	// Compose polls every 500 ms while it waits.
+	// Compose polls every 500 ms while it waits. The services with a
+	// healthcheck (READY, or their image's HEALTHCHECK) are waited for
+	// all the same, until they are healthy (LANGUAGE.md section 8).
 	NoWait bool
+	// KeepOnFailure leaves what a failed Up created in place (to inspect
+	// it) instead of removing it; the error says so.
+	KeepOnFailure bool
 }
 
 // Up creates and starts, detached, every service of project (compose's
@@ -55,8 +60,18 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 	if wait <= 0 {
 		wait = DefaultWaitTimeout
 	}
-	return b.converge(ctx, "start", project, func(svc api.Compose) error {
-		return svc.Up(ctx, project, api.UpOptions{
+	if project == nil || project.Name == "" {
+		return fmt.Errorf("cannot start an environment: no project")
+	}
+	waitFor, err := b.prepareReadiness(ctx, project)
+	if err != nil {
+		return fmt.Errorf("cannot start environment %s: %w", project.Name, err)
+	}
+	if !opts.NoWait {
+		wait = max(wait, readyTimeout(project, waitFor, 0))
+	}
+	return b.converge(ctx, "start", project, opts.KeepOnFailure, func(svc api.Compose) error {
+		err := svc.Up(ctx, project, api.UpOptions{
 			Create: createOptions(opts.RemoveOrphans),
 			Start: api.StartOptions{
 				Project:     project,
@@ -64,6 +79,10 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 				WaitTimeout: wait,
 			},
 		})
+		if err != nil || !opts.NoWait {
+			return err
+		}
+		return waitReady(ctx, svc, project, waitFor, readyTimeout(project, waitFor, 0))
 	})
 }
 
@@ -72,7 +91,7 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 // [Backend.Start] or [Backend.Up] starts it. Like [Backend.Up], when it
 // fails it removes what this call created and nothing else.
 func (b *Backend) Create(ctx context.Context, project *types.Project) error {
-	return b.converge(ctx, "create", project, func(svc api.Compose) error {
+	return b.converge(ctx, "create", project, false, func(svc api.Compose) error {
 		return svc.Create(ctx, project, createOptions(false))
 	})
 }
@@ -93,9 +112,10 @@ func createOptions(removeOrphans bool) api.CreateOptions {
 // converge runs op (compose's up or create of project); if it fails, it
 // removes what the call created - containers, networks and volumes that
 // did not exist before it - and returns one error saying what failed
-// ("cannot VERB environment NAME: ..."), which images are missing, and what
-// was removed.
-func (b *Backend) converge(ctx context.Context, verb string, project *types.Project, op func(api.Compose) error) error {
+// ("cannot VERB environment NAME: ..."), which images are missing, which
+// services were not ready (with their last logs and checks) and what was
+// removed. With keep, it removes nothing and says so.
+func (b *Backend) converge(ctx context.Context, verb string, project *types.Project, keep bool, op func(api.Compose) error) error {
 	if project == nil || project.Name == "" {
 		return fmt.Errorf("cannot %s an environment: no project", verb)
 	}
@@ -116,7 +136,13 @@ func (b *Backend) converge(ctx context.Context, verb string, project *types.Proj
 	// Clean up with a context of our own: ctx may be what was cancelled.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CleanupTimeout)
 	defer cancel()
-	removed, cleanErr := b.removeCreatedSince(cctx, project.Name, before)
+	// What was not ready is read before the cleanup removes it.
+	report := b.notReadyReport(cctx, project.Name)
+	var removed string
+	var cleanErr error
+	if !keep {
+		removed, cleanErr = b.removeCreatedSince(cctx, project.Name, before)
+	}
 	msg := fmt.Sprintf("cannot %s environment %s: %s%s", verb, project.Name, failedAt(project.Name, rec), composeMsg(opErr))
 	if missing := b.missingImages(cctx, project, msg); len(missing) > 0 {
 		msg += " (not available locally: " + strings.Join(missing, ", ") + ")"
@@ -127,8 +153,14 @@ func (b *Backend) converge(ctx context.Context, verb string, project *types.Proj
 	if removed != "" {
 		msg += "; removed what it had created: " + removed
 	}
+	if keep {
+		msg += "; kept what it had created (--keep-on-failure): 'denv rm --force " + project.Name + "' removes it"
+	}
 	if cleanErr != nil {
 		msg += "; cleanup failed: " + oneLine(cleanErr)
+	}
+	if report != "" {
+		msg += "\n" + report
 	}
 	return errors.New(msg)
 }
@@ -148,7 +180,11 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 		WaitTimeout: DefaultWaitTimeout,
 	})
 	if err != nil {
-		return lifecycleErr("start", name, rec, err)
+		err = lifecycleErr("start", name, rec, err)
+		if report := b.notReadyReport(context.WithoutCancel(ctx), name); report != "" && !errors.Is(err, ErrNotFound) {
+			err = fmt.Errorf("%w\n%s", err, report)
+		}
+		return err
 	}
 	return nil
 }

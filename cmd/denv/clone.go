@@ -156,7 +156,8 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		}
 	}
 	if !opts.noStart {
-		// like denv run: started, not waited for
+		// like denv run: started, waited for only until the services
+		// with a healthcheck are healthy
 		if err := b.Up(ctx, p, backend.UpOptions{NoWait: true}); err != nil {
 			return err
 		}

@@ -62,8 +62,18 @@ type envJSON struct {
 	Digest     string     `json:"digest"`
 	// Params are the values it was run with, secrets masked.
 	Params map[string]string `json:"params,omitempty"`
+	// Health counts the running containers whose healthcheck has not
+	// passed yet (waiting) or failed (unhealthy); absent when the
+	// environment is not found on its engine.
+	Health *healthJSON `json:"health,omitempty"`
 	// RunAlive is set for an incomplete environment whose run still goes on.
 	RunAlive bool `json:"run_alive,omitempty"`
+}
+
+// healthJSON is the health of an environment's containers.
+type healthJSON struct {
+	Waiting   int `json:"waiting"`
+	Unhealthy int `json:"unhealthy"`
 }
 
 type portJSON struct {
@@ -155,6 +165,7 @@ func merge(rec records.Record, e backend.EnvState, found bool) envJSON {
 		return j
 	}
 	j.Status = string(e.Status)
+	j.Health = &healthJSON{Waiting: e.Waiting, Unhealthy: e.Unhealthy}
 	j.Services = append(j.Services, e.Services...)
 	for _, p := range e.Ports {
 		j.Ports = append(j.Ports, portJSON{Service: p.Service, ContainerPort: p.ContainerPort, HostPort: p.HostPort, Protocol: p.Protocol})

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -56,6 +57,18 @@ func appendIncomplete(list []envJSON, es *records.Store, status func(ids []strin
 func statusText(e envJSON) string {
 	if e.Status == statusIncomplete && e.RunAlive {
 		return e.Status + " (starting)"
+	}
+	if h := e.Health; h != nil {
+		var notes []string
+		if h.Waiting > 0 {
+			notes = append(notes, strconv.Itoa(h.Waiting)+" waiting")
+		}
+		if h.Unhealthy > 0 {
+			notes = append(notes, strconv.Itoa(h.Unhealthy)+" unhealthy")
+		}
+		if len(notes) > 0 {
+			return e.Status + " (" + strings.Join(notes, ", ") + ")"
+		}
 	}
 	return e.Status
 }

@@ -32,6 +32,7 @@ type runOptions struct {
 	engine      string
 	publishMode string
 	wait        bool
+	keep        bool
 	sets        []string
 }
 
@@ -48,7 +49,11 @@ containers are started; --wait also waits until they run. Without -n the id is t
 
 The compiled project is kept under $DENV_HOME/envs/NAME/compose.yaml; later
 commands (envs, start, stop, rm, logs) act on it. If starting fails, what
-this run created is removed and nothing is recorded. If denv is killed
+this run created is removed and nothing is recorded (with
+--keep-on-failure its containers are kept, unrecorded, to inspect them;
+'denv rm --force NAME' removes them). Services with READY, or whose
+image declares a HEALTHCHECK, are waited for until healthy: one not ready
+in time fails the run, naming it with its last checks and log lines. If denv is killed
 midway, 'denv envs --all' shows NAME as incomplete and
 'denv rm --force NAME' removes what it left.
 
@@ -65,6 +70,7 @@ envs, start, stop (scale to 0), rm work on it as on a local one.`,
 	cmd.Flags().StringVarP(&opts.name, "name", "n", "", "environment id `NAME` (default: a free id from the definition's name)")
 	cmd.Flags().StringArrayVar(&opts.sets, "set", nil, "give the definition's parameter a value, `NAME=VALUE` (repeatable)")
 	cmd.Flags().BoolVar(&opts.wait, "wait", false, "wait until every container runs (healthy, when it has a healthcheck), like 'docker compose up --wait'")
+	cmd.Flags().BoolVar(&opts.keep, "keep-on-failure", false, "when starting fails, keep what this run created (unrecorded) instead of removing it")
 	cmd.Flags().StringVar(&opts.engine, "engine", defaultEngine, "`ENGINE` to run on: local (Docker Compose) or swarm (a stack)")
 	cmd.Flags().StringVar(&opts.publishMode, "publish-mode", "ingress", "with --engine swarm, publish ports in `MODE` ingress (routing mesh) or host (the task's node; for kernels without IPVS)")
 	return cmd
@@ -134,7 +140,9 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 		Project:    yaml,
 		Params:     g.Root.ShownParams(),
 	}
-	if err := e.Deploy(ctx, deployment(rec), opts.wait); err != nil {
+	d := deployment(rec)
+	d.KeepOnFailure = opts.keep
+	if err := e.Deploy(ctx, d, opts.wait); err != nil {
 		return err
 	}
 	if err := res.Commit(rec); err != nil {

@@ -1,0 +1,192 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/compose/v5/pkg/api"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/alebellu/denv/compile"
+)
+
+// readyLogLines is how many of its last log lines a service that was not
+// ready in time shows in the error.
+const readyLogLines = 10
+
+// readySlack is added to the longest READY limit of a project to bound the
+// whole wait: the healthcheck itself turns the service unhealthy a little
+// after its limit (compile.ReadyRetries checks), which is what normally
+// ends a failed wait.
+const readySlack = 10 * time.Second
+
+// imageHealthcheck reports whether image ref, when present locally,
+// declares a HEALTHCHECK that is not NONE. A missing image has none (it
+// is pulled by Up, after this question was asked).
+func (b *Backend) imageHealthcheck(ctx context.Context, ref string) (bool, error) {
+	res, err := b.api.ImageInspect(ctx, ref)
+	if err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("cannot inspect image %s: %s", ref, oneLine(err))
+	}
+	hc := res.Config
+	if hc == nil || hc.Healthcheck == nil || len(hc.Healthcheck.Test) == 0 {
+		return false, nil
+	}
+	return hc.Healthcheck.Test[0] != "NONE", nil
+}
+
+// prepareReadiness applies the runtime half of LANGUAGE.md section 8 to
+// project: the depends_on of every service labelled
+// [compile.LabelWaitImageHealth] on a listed service whose image declares
+// a HEALTHCHECK becomes service_healthy. It returns the services Up waits
+// for, sorted: those with a healthcheck of their own (READY) or from
+// their image, unless the project disables it.
+func (b *Backend) prepareReadiness(ctx context.Context, project *types.Project) ([]string, error) {
+	imageHC := map[string]bool{}
+	for _, name := range project.ServiceNames() {
+		s := project.Services[name]
+		if s.HealthCheck != nil {
+			continue
+		}
+		ok, err := b.imageHealthcheck(ctx, s.Image)
+		if err != nil {
+			return nil, err
+		}
+		imageHC[name] = ok
+	}
+	var waitFor []string
+	for _, name := range project.ServiceNames() {
+		s := project.Services[name]
+		if hc := s.HealthCheck; (hc != nil && !hc.Disable) || imageHC[name] {
+			waitFor = append(waitFor, name)
+		}
+		list := s.Labels[compile.LabelWaitImageHealth]
+		if list == "" {
+			continue
+		}
+		changed := false
+		for dep := range strings.SplitSeq(list, ",") {
+			d, ok := s.DependsOn[dep]
+			if !ok || !imageHC[dep] || d.Condition == types.ServiceConditionHealthy {
+				continue
+			}
+			d.Condition = types.ServiceConditionHealthy
+			s.DependsOn[dep] = d
+			changed = true
+		}
+		if changed {
+			project.Services[name] = s
+		}
+	}
+	return waitFor, nil
+}
+
+// readyTimeout bounds the wait for the services of waitFor: the longest
+// READY limit among them plus [readySlack], or [DefaultWaitTimeout] when
+// one of them has no READY (its healthcheck comes from its image) or the
+// caller asked for more.
+func readyTimeout(project *types.Project, waitFor []string, atLeast time.Duration) time.Duration {
+	limit := time.Duration(0)
+	for _, name := range waitFor {
+		w, err := time.ParseDuration(project.Services[name].Labels[compile.LabelReadyWithin])
+		if err != nil {
+			return max(DefaultWaitTimeout, atLeast)
+		}
+		limit = max(limit, w+readySlack)
+	}
+	return max(limit, atLeast)
+}
+
+// waitReady waits, through compose (whose progress shows each service
+// "Waiting" then "Healthy"), until the containers of the services waitFor
+// of the running project are healthy. It fails as soon as one is
+// unhealthy or exits, or after timeout.
+func waitReady(ctx context.Context, svc api.Compose, project *types.Project, waitFor []string, timeout time.Duration) error {
+	if len(waitFor) == 0 {
+		return nil
+	}
+	sub, err := project.WithSelectedServices(waitFor, types.IgnoreDependencies)
+	if err != nil {
+		return err
+	}
+	return svc.Start(ctx, project.Name, api.StartOptions{Project: sub, Wait: true, WaitTimeout: timeout})
+}
+
+// notReadyReport describes the containers of project name that have a
+// healthcheck and are not healthy: for each, its service, how long it has
+// been waited for, its last healthcheck output and its last log lines.
+// It returns "" when there is none, or when they cannot be inspected (the
+// report only adds to an error already being returned).
+func (b *Backend) notReadyReport(ctx context.Context, name string) string {
+	res, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: projectFilter(name)})
+	if err != nil {
+		return ""
+	}
+	var parts []string
+	for _, c := range res.Items {
+		in, err := b.api.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil || in.Container.State == nil || in.Container.State.Health == nil {
+			continue
+		}
+		st := in.Container.State
+		h := st.Health
+		if h.Status == container.Healthy {
+			continue
+		}
+		service := serviceOf(c)
+		msg := fmt.Sprintf("service %s %s", service, map[bool]string{true: "is unhealthy", false: "is not ready"}[h.Status == container.Unhealthy])
+		if started, err := time.Parse(time.RFC3339Nano, st.StartedAt); err == nil && !started.IsZero() {
+			msg += fmt.Sprintf(" after %s", time.Since(started).Round(100*time.Millisecond))
+		}
+		if w := in.Container.Config.Labels[compile.LabelReadyWithin]; w != "" {
+			msg += " (READY WITHIN " + w + ")"
+		}
+		if n := len(h.Log); n > 0 {
+			last := h.Log[n-1]
+			out := strings.TrimSpace(last.Output)
+			if out == "" {
+				out = "(no output)"
+			}
+			msg += fmt.Sprintf("\n  last check (exit %d): %s", last.ExitCode, out)
+		}
+		if logs := b.lastLogs(ctx, c.ID, readyLogLines); logs != "" {
+			msg += fmt.Sprintf("\n  last log lines of %s:\n%s", service, logs)
+		} else {
+			msg += fmt.Sprintf("\n  %s has logged nothing", service)
+		}
+		parts = append(parts, msg)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "\n")
+}
+
+// lastLogs returns the last n lines of container id's output, indented.
+func (b *Backend) lastLogs(ctx context.Context, id string, n int) string {
+	r, err := b.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(n)})
+	if err != nil {
+		return ""
+	}
+	defer r.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, r); err != nil && out.Len() == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return ""
+	}
+	for i, l := range lines {
+		lines[i] = "    " + l
+	}
+	return strings.Join(lines, "\n")
+}
