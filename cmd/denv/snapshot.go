@@ -680,6 +680,11 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 	if err := vc.RunStream(ctx, copierExe, args, mounts, bytes.NewReader(manifest), f, what); err != nil {
 		return err
 	}
+	// CreateTemp makes it 0600; a snapshot file is as readable as any
+	// exported file (0644)
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
