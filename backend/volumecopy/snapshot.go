@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
@@ -136,7 +137,6 @@ func (b *Copier) RunStream(ctx context.Context, copierExe string, args []string,
 		if err := h.exitErr(r.StatusCode); err != nil {
 			return err
 		}
-		h.finished = true
 		if in != nil {
 			select {
 			case err := <-fed:
@@ -151,4 +151,28 @@ func (b *Copier) RunStream(ctx context.Context, copierExe string, args []string,
 		}
 		return nil
 	}
+}
+
+// RemoveVolumesAfterCopiers removes the named volumes, ignoring those
+// already gone, after waiting for the copier containers that still mount
+// them: after a copy the engine removes the copier by itself (AutoRemove),
+// which can take a moment, and a volume in use cannot be removed.
+func (b *Copier) RemoveVolumesAfterCopiers(ctx context.Context, names []string) error {
+	for _, v := range names {
+		cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true,
+			Filters: make(client.Filters).Add("label", copierLabel+"=true").Add("volume", v)})
+		if err != nil {
+			return fmt.Errorf("cannot list containers: %s", backend.OneLine(err))
+		}
+		for _, c := range cs.Items {
+			wctx, cancel := context.WithTimeout(ctx, backend.CleanupTimeout)
+			w := b.api.ContainerWait(wctx, c.ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
+			select {
+			case <-w.Result:
+			case <-w.Error: // gone already, or still there: the removal says
+			}
+			cancel()
+		}
+	}
+	return b.RemoveVolumes(ctx, names)
 }

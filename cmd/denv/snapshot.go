@@ -289,7 +289,7 @@ func createHead(ctx context.Context, vc *volumecopy.Copier, m snaparchive.Manife
 func removeSnapshotVolumes(ctx context.Context, vc *volumecopy.Copier, names []string, cause error, what string) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	if rerr := vc.RemoveVolumes(cctx, names); rerr != nil {
+	if rerr := vc.RemoveVolumesAfterCopiers(cctx, names); rerr != nil {
 		return errors.Join(cause, fmt.Errorf("%s is incomplete: remove it with denv snapshot rm: %w", what, rerr))
 	}
 	return cause
@@ -444,7 +444,7 @@ func newSnapshotRmCmd(a *app) *cobra.Command {
 			// never complete with missing data
 			head := snapHeadVolume(args[0])
 			if slices.ContainsFunc(vs, func(v volumecopy.LabeledVolume) bool { return v.Name == head }) {
-				if err := vc.RemoveVolumes(ctx, []string{head}); err != nil {
+				if err := vc.RemoveVolumesAfterCopiers(ctx, []string{head}); err != nil {
 					return err
 				}
 			}
@@ -454,7 +454,7 @@ func newSnapshotRmCmd(a *app) *cobra.Command {
 					rest = append(rest, v.Name)
 				}
 			}
-			return vc.RemoveVolumes(ctx, rest)
+			return vc.RemoveVolumesAfterCopiers(ctx, rest)
 		},
 	}
 }
@@ -523,7 +523,7 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 		if len(asideNames) > 0 {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			defer cancel()
-			if rerr := vc.RemoveVolumes(cctx, asideNames); rerr != nil {
+			if rerr := vc.RemoveVolumesAfterCopiers(cctx, asideNames); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
