@@ -205,6 +205,11 @@ crash would leave it, which it recovers from. Bind mounts are not captured.
 
 func runSnapshot(cmd *cobra.Command, a *app, opts snapshotOptions, id string) (err error) {
 	out := cmd.OutOrStdout()
+	if opts.name != "" {
+		if err := validSnapshotName(opts.name); err != nil {
+			return err
+		}
+	}
 	ctx, stop := snapshotCtx(cmd)
 	defer stop()
 	b, _, _, rec, err := a.openEnv(ctx, cmd, id)
@@ -717,6 +722,11 @@ left of the import.`,
 }
 
 func runSnapshotImport(cmd *cobra.Command, a *app, copierExe, file, name string) (err error) {
+	if name != "" {
+		if err := validSnapshotName(name); err != nil {
+			return err
+		}
+	}
 	ctx, stop := snapshotCtx(cmd)
 	defer stop()
 	if file == "-" {
