@@ -173,9 +173,7 @@ func envVolumes(ctx context.Context, rec records.Record) ([]clone.VolumePair, er
 
 type snapshotOptions struct {
 	name   string
-	format string
-	output string
-	copier string
+	copier string // DENV_COPIER, empty: this executable
 }
 
 func newSnapshotCmd(a *app) *cobra.Command {
