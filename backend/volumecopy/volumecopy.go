@@ -261,7 +261,8 @@ func (h *helper) exitErr(status int64) error {
 	if status == 0 {
 		return nil
 	}
-	msg := lastLine(h.stderr.String())
+	// the copier is denv: its errors start with "denv: " like ours
+	msg := strings.TrimPrefix(lastLine(h.stderr.String()), "denv: ")
 	if msg == "" {
 		msg = fmt.Sprintf("the copier exited with status %d", status)
 	}

@@ -65,6 +65,9 @@ func newRootCmd() *cobra.Command {
 		newDefsCmd(a),
 		newDefCmd(a),
 		newCloneCmd(a),
+		newSnapshotCmd(a),
+		newSnapshotsCmd(a),
+		newRestoreCmd(a),
 	)
 	root.AddCommand(newCopierCmds()...)
 	root.AddCommand(newSnapshotCopierCmds()...)
