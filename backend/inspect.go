@@ -180,10 +180,20 @@ func serviceOf(c container.Summary) string {
 	return c.ID
 }
 
-// publishedPorts converts the engine's port list, dropping unpublished ports
-// and the duplicate an IPv4 + IPv6 binding of the same port produces.
+// publishedPorts converts one container's port list, dropping unpublished
+// ports and keeping one binding per (container port, protocol). The engine
+// lists a published port once per address family, and may give the IPv6
+// binding a different random host port than the IPv4 one; the IPv6 one may
+// refuse on 127.0.0.1, so the IPv4 binding (0.0.0.0, 127.0.0.1, ...) wins,
+// whatever the order of the list.
 func publishedPorts(service string, ps []container.PortSummary) []Port {
+	type key struct {
+		port  uint16
+		proto string
+	}
 	var out []Port
+	at := map[key]int{}
+	v4 := map[key]bool{}
 	for _, p := range ps {
 		if p.PublicPort == 0 {
 			continue
@@ -192,7 +202,19 @@ func publishedPorts(service string, ps []container.PortSummary) []Port {
 		if proto == "" {
 			proto = "tcp"
 		}
-		out = append(out, Port{Service: service, ContainerPort: p.PrivatePort, HostPort: p.PublicPort, Protocol: proto})
+		k := key{p.PrivatePort, proto}
+		port := Port{Service: service, ContainerPort: p.PrivatePort, HostPort: p.PublicPort, Protocol: proto}
+		isV4 := !p.IP.IsValid() || p.IP.Unmap().Is4()
+		i, seen := at[k]
+		switch {
+		case !seen:
+			at[k] = len(out)
+			v4[k] = isV4
+			out = append(out, port)
+		case isV4 && !v4[k]:
+			out[i] = port
+			v4[k] = true
+		}
 	}
 	return out
 }

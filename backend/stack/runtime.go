@@ -301,6 +301,11 @@ func (e *Engine) Stack(ctx context.Context, name string) ([]StackService, error)
 			}
 		}
 	}
+	type portKey struct {
+		port  uint16
+		proto string
+	}
+	taskHas := map[string]map[portKey]bool{}
 	for _, t := range tasks.Items {
 		j, ok := byID[t.ServiceID]
 		if !ok || t.Status.State != swarm.TaskStateRunning {
@@ -308,9 +313,18 @@ func (e *Engine) Stack(ctx context.Context, name string) ([]StackService, error)
 		}
 		for _, p := range t.Status.PortStatus.Ports {
 			port := backend.Port{Service: out[j].Name, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: string(p.Protocol)}
-			// the engine lists a host port once per address family
-			if p.PublishMode == swarm.PortConfigPublishModeHost && p.PublishedPort != 0 && !slices.Contains(out[j].Ports, port) {
-				out[j].Ports = append(out[j].Ports, port)
+			// The engine lists a host port once per address family, the
+			// IPv4 binding first, and may give the IPv6 one another
+			// random host port: keep the first per (container port,
+			// protocol) of each task.
+			if p.PublishMode == swarm.PortConfigPublishModeHost && p.PublishedPort != 0 && !taskHas[t.ID][portKey{port.ContainerPort, port.Protocol}] {
+				if taskHas[t.ID] == nil {
+					taskHas[t.ID] = map[portKey]bool{}
+				}
+				taskHas[t.ID][portKey{port.ContainerPort, port.Protocol}] = true
+				if !slices.Contains(out[j].Ports, port) {
+					out[j].Ports = append(out[j].Ports, port)
+				}
 			}
 		}
 	}
