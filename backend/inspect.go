@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -180,13 +181,33 @@ func serviceOf(c container.Summary) string {
 	return c.ID
 }
 
-// publishedPorts converts one container's port list, dropping unpublished
-// ports and keeping one binding per (container port, protocol). The engine
-// lists a published port once per address family, and may give the IPv6
-// binding a different random host port than the IPv4 one; the IPv6 one may
-// refuse on 127.0.0.1, so the IPv4 binding (0.0.0.0, 127.0.0.1, ...) wins,
-// whatever the order of the list.
+// publishedPorts converts one container's port list (see [onePerPort]).
 func publishedPorts(service string, ps []container.PortSummary) []Port {
+	bs := make([]binding, 0, len(ps))
+	for _, p := range ps {
+		proto := string(p.Type)
+		if proto == "" {
+			proto = "tcp"
+		}
+		bs = append(bs, binding{Port{Service: service, ContainerPort: p.PrivatePort, HostPort: p.PublicPort, Protocol: proto}, p.IP})
+	}
+	return onePerPort(bs)
+}
+
+// binding is a port as the engine lists it, with its host address (the
+// zero Addr when unknown).
+type binding struct {
+	Port
+	ip netip.Addr
+}
+
+// onePerPort keeps one of one container's bindings per (container port,
+// protocol), dropping unpublished ones. The engine lists a published port
+// once per address family, and may give the IPv6 binding another random
+// host port than the IPv4 one; the IPv6 one may refuse on 127.0.0.1, so
+// the IPv4 binding (0.0.0.0, 127.0.0.1, ...) wins, whatever the order of
+// the list. An IPv6-only binding is kept.
+func onePerPort(bs []binding) []Port {
 	type key struct {
 		port  uint16
 		proto string
@@ -194,25 +215,20 @@ func publishedPorts(service string, ps []container.PortSummary) []Port {
 	var out []Port
 	at := map[key]int{}
 	v4 := map[key]bool{}
-	for _, p := range ps {
-		if p.PublicPort == 0 {
+	for _, b := range bs {
+		if b.HostPort == 0 {
 			continue
 		}
-		proto := string(p.Type)
-		if proto == "" {
-			proto = "tcp"
-		}
-		k := key{p.PrivatePort, proto}
-		port := Port{Service: service, ContainerPort: p.PrivatePort, HostPort: p.PublicPort, Protocol: proto}
-		isV4 := !p.IP.IsValid() || p.IP.Unmap().Is4()
+		k := key{b.ContainerPort, b.Protocol}
+		isV4 := !b.ip.IsValid() || b.ip.Unmap().Is4()
 		i, seen := at[k]
 		switch {
 		case !seen:
 			at[k] = len(out)
 			v4[k] = isV4
-			out = append(out, port)
+			out = append(out, b.Port)
 		case isV4 && !v4[k]:
-			out[i] = port
+			out[i] = b.Port
 			v4[k] = true
 		}
 	}
@@ -270,13 +286,12 @@ func (b *Backend) Ps(ctx context.Context, name string) ([]Container, error) {
 			Networks: append([]string(nil), s.Networks...),
 			Created:  time.Unix(s.Created, 0),
 		}
+		bs := make([]binding, 0, len(s.Publishers))
 		for _, p := range s.Publishers {
-			if p.PublishedPort == 0 {
-				continue
-			}
-			c.Ports = append(c.Ports, Port{Service: s.Service, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: p.Protocol})
+			ip, _ := netip.ParseAddr(p.URL) // the host address; unknown: zero
+			bs = append(bs, binding{Port{Service: s.Service, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: p.Protocol}, ip})
 		}
-		c.Ports = sortPorts(c.Ports)
+		c.Ports = sortPorts(onePerPort(bs))
 		sort.Strings(c.Networks)
 		out = append(out, c)
 	}

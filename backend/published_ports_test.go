@@ -35,6 +35,15 @@ func TestPublishedPortsPrefersIPv4(t *testing.T) {
 			t.Errorf("publishedPorts(%v) = %v, want %v", in, got, w)
 		}
 	}
+	// compose's ps (what denv ps and run's endpoints read) gives the
+	// address as a string
+	pub := []binding{
+		{Port{"web", 8080, 32769, "tcp"}, netip.MustParseAddr("::")},
+		{Port{"web", 8080, 32768, "tcp"}, netip.MustParseAddr("0.0.0.0")},
+	}
+	if got := onePerPort(pub); len(got) != 1 || got[0].HostPort != 32768 {
+		t.Errorf("onePerPort(%v) = %v, want the IPv4 binding 32768", pub, got)
+	}
 	// same host port on both families: one endpoint
 	same := []container.PortSummary{v4, {IP: netip.MustParseAddr("::"), PrivatePort: 8080, PublicPort: 32768, Type: "tcp"}}
 	if got := publishedPorts("web", same); len(got) != 1 || got[0].HostPort != 32768 {
