@@ -63,7 +63,7 @@ func (b *Backend) Pull(ctx context.Context, project string, images []ImageToPull
 		for _, s := range pulled {
 			refs = append(refs, sub.Services[s].Image)
 		}
-		return nil, fmt.Errorf("cannot pull %s: %s", strings.Join(refs, ", "), oneLine(err))
+		return nil, fmt.Errorf("cannot pull the images of %s (%s): %s%s", project, strings.Join(refs, ", "), pullMsg(err), loginHint(err))
 	}
 	return pulled, nil
 }
@@ -145,4 +145,28 @@ func (b *Backend) PrepareImages(ctx context.Context, project *types.Project) err
 		return err
 	}
 	return b.PublishImagePorts(ctx, project, ImagePortServices(project))
+}
+
+// pullMsg is a failed pull's error on one line, each distinct message once
+// (compose joins the failure of one pull with the same error as the
+// reason the others stopped), without the daemon's prefix.
+func pullMsg(err error) string {
+	var parts []string
+	for _, l := range strings.Split(oneLine(err), "; ") {
+		l = strings.TrimPrefix(l, "Error response from daemon: ")
+		if !slices.Contains(parts, l) {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// loginHint says where credentials come from when the registry asked for
+// some.
+func loginHint(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "no basic auth credentials") || strings.Contains(msg, "unauthorized") || strings.Contains(msg, "denied") {
+		return " (credentials come from the docker CLI's configuration: docker login, or DOCKER_CONFIG)"
+	}
+	return ""
 }
