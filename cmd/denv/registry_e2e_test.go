@@ -56,8 +56,11 @@ func registryImages(t *testing.T, c *client.Client) (tag string, refs map[string
 	for _, img := range demoImages {
 		ref := testRegistry + "/" + img + ":" + tag
 		refs[img] = ref
+		// Forced: the engine refuses to untag an image a container uses
+		// (another test's, by ID) once the tag has a registry digest; ex/*
+		// keeps the image.
 		t.Cleanup(func() {
-			_, _ = c.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{})
+			_, _ = c.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true})
 		})
 		if _, err := c.ImageTag(ctx, client.ImageTagOptions{Source: img, Target: ref}); err != nil {
 			t.Fatal(err)
@@ -74,7 +77,7 @@ func registryImages(t *testing.T, c *client.Client) (tag string, refs map[string
 				t.Fatalf("push %s: %v", ref, err)
 			}
 		}
-		if _, err := c.ImageRemove(ctx, ref, client.ImageRemoveOptions{}); err != nil {
+		if _, err := c.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
