@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -209,19 +210,56 @@ func serviceOf(c container.Summary) string {
 	return c.ID
 }
 
-// publishedPorts converts the engine's port list, dropping unpublished ports
-// and the duplicate an IPv4 + IPv6 binding of the same port produces.
+// publishedPorts converts one container's port list (see [onePerPort]).
 func publishedPorts(service string, ps []container.PortSummary) []Port {
-	var out []Port
+	bs := make([]binding, 0, len(ps))
 	for _, p := range ps {
-		if p.PublicPort == 0 {
-			continue
-		}
 		proto := string(p.Type)
 		if proto == "" {
 			proto = "tcp"
 		}
-		out = append(out, Port{Service: service, ContainerPort: p.PrivatePort, HostPort: p.PublicPort, Protocol: proto})
+		bs = append(bs, binding{Port{Service: service, ContainerPort: p.PrivatePort, HostPort: p.PublicPort, Protocol: proto}, p.IP})
+	}
+	return onePerPort(bs)
+}
+
+// binding is a port as the engine lists it, with its host address (the
+// zero Addr when unknown).
+type binding struct {
+	Port
+	ip netip.Addr
+}
+
+// onePerPort keeps one of one container's bindings per (container port,
+// protocol), dropping unpublished ones. The engine lists a published port
+// once per address family, and may give the IPv6 binding another random
+// host port than the IPv4 one; the IPv6 one may refuse on 127.0.0.1, so
+// the IPv4 binding (0.0.0.0, 127.0.0.1, ...) wins, whatever the order of
+// the list. An IPv6-only binding is kept.
+func onePerPort(bs []binding) []Port {
+	type key struct {
+		port  uint16
+		proto string
+	}
+	var out []Port
+	at := map[key]int{}
+	v4 := map[key]bool{}
+	for _, b := range bs {
+		if b.HostPort == 0 {
+			continue
+		}
+		k := key{b.ContainerPort, b.Protocol}
+		isV4 := !b.ip.IsValid() || b.ip.Unmap().Is4()
+		i, seen := at[k]
+		switch {
+		case !seen:
+			at[k] = len(out)
+			v4[k] = isV4
+			out = append(out, b.Port)
+		case isV4 && !v4[k]:
+			out[i] = b.Port
+			v4[k] = true
+		}
 	}
 	return out
 }
@@ -277,13 +315,12 @@ func (b *Backend) Ps(ctx context.Context, name string) ([]Container, error) {
 			Networks: append([]string(nil), s.Networks...),
 			Created:  time.Unix(s.Created, 0),
 		}
+		bs := make([]binding, 0, len(s.Publishers))
 		for _, p := range s.Publishers {
-			if p.PublishedPort == 0 {
-				continue
-			}
-			c.Ports = append(c.Ports, Port{Service: s.Service, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: p.Protocol})
+			ip, _ := netip.ParseAddr(p.URL) // the host address; unknown: zero
+			bs = append(bs, binding{Port{Service: s.Service, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: p.Protocol}, ip})
 		}
-		c.Ports = sortPorts(c.Ports)
+		c.Ports = sortPorts(onePerPort(bs))
 		sort.Strings(c.Networks)
 		out = append(out, c)
 	}

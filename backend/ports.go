@@ -18,8 +18,9 @@ import (
 // run -P`); this is how denv gives a reachable port to services defined
 // without PORT clauses.
 //
-// The images must be present locally (nothing is pulled): a missing image is
-// an error naming the service. Services that already have ports are left
+// The images must be present locally (nothing is pulled here:
+// [Backend.PrepareImages] pulls first): a missing image is an error naming
+// the service. Services that already have ports are left
 // untouched, and an unknown service name is an error.
 func (b *Backend) PublishImagePorts(ctx context.Context, project *types.Project, services []string) error {
 	for _, name := range services {

@@ -40,7 +40,7 @@ import (
 func main() {
 	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
 	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down, and of clone against cp -a")
-	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone); empty: all")
+	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,pull); empty: all")
 	flag.Parse()
 	if err := benchMain(context.Background(), *runs, *lifeRuns, *only, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -87,7 +87,7 @@ func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io
 		run  func()
 	}{
 		{"compile", b.compileVsLoader}, {"memory", b.peakMemory}, {"startup", b.startup}, {"defs", b.defs},
-		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone},
+		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone}, {"pull", b.pull},
 	}
 	for _, p := range parts {
 		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {

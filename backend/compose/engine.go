@@ -36,17 +36,17 @@ func (e *Engine) Render(p *types.Project, _ backend.RenderOptions) ([]byte, erro
 	return compile.YAML(p)
 }
 
-// Deploy loads the recorded project, publishes the image ports of the
-// services that ask for it, and starts it; with wait, it waits until the
-// containers run, else it returns once they are started, like `up -d`;
-// either way it waits until the services with a healthcheck (READY or
-// their image's) are healthy.
+// Deploy loads the recorded project, pulls the images its pull policies
+// ask for, publishes the image ports of the services that ask for it, and
+// starts it; with wait, it waits until the containers run, else it returns
+// once they are started, like `up -d`; either way it waits until the
+// services with a healthcheck (READY or their image's) are healthy.
 func (e *Engine) Deploy(ctx context.Context, d backend.Deployment, wait bool) error {
 	p, err := backend.Load(ctx, d.Project, d.ID, d.WorkDir)
 	if err != nil {
 		return err
 	}
-	if err := e.conn.PublishImagePorts(ctx, p, backend.ImagePortServices(p)); err != nil {
+	if err := e.conn.PrepareImages(ctx, p); err != nil {
 		return err
 	}
 	return e.conn.Up(ctx, p, backend.UpOptions{NoWait: !wait, KeepOnFailure: d.KeepOnFailure})

@@ -27,9 +27,19 @@ import (
 // that package swarm builds, deployed the way `docker stack deploy` does
 // it (the Docker CLI's cli/compose/convert turns it into network and
 // service specs; the engine's service API creates them), so that `docker
-// stack ls|ps|rm NAME` work on it. Images are used as they are on the
-// node: no registry is asked for a digest (the local ex/* images have
-// none), so on a cluster of several nodes every node must have them.
+// stack ls|ps|rm NAME` work on it.
+//
+// Images: before reading ports, the manager pulls the images it lacks
+// (through [backend.Backend.Pull], with the docker CLI's credentials and
+// compose's progress), and each service is created with those credentials
+// (like `docker stack deploy --with-registry-auth`), so that every node
+// that runs one of its tasks pulls the image itself if it lacks it. No
+// registry is asked for a digest (the tag is used as it is on each node:
+// local-only images such as the demo's ex/* have none). A node that lacks
+// an image and cannot pull it (an image that is in no registry, or a
+// registry it cannot reach) rejects the task ("No such image"); swarm
+// retries it, possibly on another node, and the service stays below its
+// replicas until then, which `denv ps` shows.
 
 // SwarmActive reports whether the engine is a node of an active swarm and,
 // if so, whether it is a manager (only managers can deploy).
@@ -79,8 +89,9 @@ func stackFilter(name string) client.Filters {
 	return make(client.Filters).Add("label", convert.LabelNamespace+"="+name)
 }
 
-// DeployStack deploys cfg as the stack name: its overlay networks, then its
-// services, publishing the image's EXPOSE ports (in ingress mode, on ports
+// DeployStack deploys cfg as the stack name: it pulls the images the
+// manager lacks, creates its overlay networks, then its services
+// (with the registry credentials), publishing the image's EXPOSE ports (in ingress mode, on ports
 // swarm chooses) of the services labelled denv.publish-image-ports. If it
 // fails halfway, what it created is removed.
 func (e *Engine) DeployStack(ctx context.Context, name string, cfg *clitypes.Config) (err error) {
@@ -91,6 +102,14 @@ func (e *Engine) DeployStack(ctx context.Context, name string, cfg *clitypes.Con
 		return err
 	} else if len(existing) > 0 {
 		return fmt.Errorf("stack %q already exists", name)
+	}
+	var images []backend.ImageToPull
+	for _, s := range cfg.Services {
+		// the stack file has no pull_policy: compose's default, missing
+		images = append(images, backend.ImageToPull{Service: s.Name, Image: s.Image})
+	}
+	if _, err := e.conn.Pull(ctx, name, images); err != nil {
+		return err
 	}
 	cfg = withImagePorts(cfg)
 	for i, s := range cfg.Services {
@@ -144,8 +163,15 @@ func (e *Engine) DeployStack(ctx context.Context, name string, cfg *clitypes.Con
 		return fmt.Errorf("stack %s: %s", name, backend.OneLine(err))
 	}
 	for _, n := range slices.Sorted(maps.Keys(specs)) {
-		// QueryRegistry false: the image is taken as it is on the node.
-		if _, err := e.api.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: specs[n]}); err != nil {
+		// QueryRegistry false: the image is taken as it is on the node;
+		// the credentials let a node that lacks it pull it.
+		var auth string
+		if c := specs[n].TaskTemplate.ContainerSpec; c != nil {
+			if auth, err = e.conn.RegistryAuth(c.Image); err != nil {
+				return fmt.Errorf("stack %s: service %s: %w", name, ns.Scope(n), err)
+			}
+		}
+		if _, err := e.api.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: specs[n], EncodedRegistryAuth: auth}); err != nil {
 			return fmt.Errorf("stack %s: cannot create service %s: %s", name, ns.Scope(n), backend.OneLine(err))
 		}
 	}
@@ -301,6 +327,11 @@ func (e *Engine) Stack(ctx context.Context, name string) ([]StackService, error)
 			}
 		}
 	}
+	type portKey struct {
+		port  uint16
+		proto string
+	}
+	taskHas := map[string]map[portKey]bool{}
 	for _, t := range tasks.Items {
 		j, ok := byID[t.ServiceID]
 		if !ok || t.Status.State != swarm.TaskStateRunning {
@@ -308,9 +339,18 @@ func (e *Engine) Stack(ctx context.Context, name string) ([]StackService, error)
 		}
 		for _, p := range t.Status.PortStatus.Ports {
 			port := backend.Port{Service: out[j].Name, ContainerPort: uint16(p.TargetPort), HostPort: uint16(p.PublishedPort), Protocol: string(p.Protocol)}
-			// the engine lists a host port once per address family
-			if p.PublishMode == swarm.PortConfigPublishModeHost && p.PublishedPort != 0 && !slices.Contains(out[j].Ports, port) {
-				out[j].Ports = append(out[j].Ports, port)
+			// The engine lists a host port once per address family, the
+			// IPv4 binding first, and may give the IPv6 one another
+			// random host port: keep the first per (container port,
+			// protocol) of each task.
+			if p.PublishMode == swarm.PortConfigPublishModeHost && p.PublishedPort != 0 && !taskHas[t.ID][portKey{port.ContainerPort, port.Protocol}] {
+				if taskHas[t.ID] == nil {
+					taskHas[t.ID] = map[portKey]bool{}
+				}
+				taskHas[t.ID][portKey{port.ContainerPort, port.Protocol}] = true
+				if !slices.Contains(out[j].Ports, port) {
+					out[j].Ports = append(out[j].Ports, port)
+				}
 			}
 		}
 	}

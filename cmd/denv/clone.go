@@ -137,7 +137,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err != nil {
 		return err
 	}
-	if err := b.PublishImagePorts(ctx, p, backend.ImagePortServices(p)); err != nil {
+	if err := b.PrepareImages(ctx, p); err != nil {
 		return err
 	}
 	// The clone's containers are created before the copy: creating a
