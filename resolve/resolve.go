@@ -171,14 +171,11 @@ func (r *run) root(arg string) (*file, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st, err := os.Stat(abs); err == nil && st.Mode().IsRegular() {
-		return r.load(r.fileLoc(abs), diag.Pos{})
+	if p, err := LocalFile(abs); err == nil {
+		return r.load(r.fileLoc(p), diag.Pos{})
 	}
 	tried = append(tried, r.display(abs))
 	if !strings.HasSuffix(arg, ".denv") {
-		if st, err := os.Stat(abs + ".denv"); err == nil && st.Mode().IsRegular() {
-			return r.load(r.fileLoc(abs+".denv"), diag.Pos{})
-		}
 		tried = append(tried, r.display(abs+".denv"))
 		if r.resolver.opts.Store != nil && validDefName(arg) == nil {
 			data, origin, found, err := r.resolver.opts.Store.Lookup(arg)
