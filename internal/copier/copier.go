@@ -4,10 +4,11 @@
 // checksum listing of a tree to compare two copies.
 //
 // It is the code that runs INSIDE the engine when denv copies a volume: the
-// denv binary, imported as a one-file image, is started with a hidden
-// subcommand and the two volumes mounted (see backend/volumecopy: StartCopy in production). It must
-// therefore run as root to restore owners, and it only uses the standard
-// library and golang.org/x/sys so that denv stays a static binary.
+// denv executable, imported as the copier image (backend/volumecopy), is
+// started with a hidden subcommand and the volumes mounted
+// (Copier.StartCopy there). It must therefore run as root to restore
+// owners. It only uses the standard library and golang.org/x/sys, so that
+// it adds no cgo dependency: a static denv build stays static.
 //
 // Progress is reported as lines on a writer, one event per line:
 //
