@@ -16,50 +16,50 @@ var envName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 // instantiate makes the instance name of definition f, resolving its
 // includes first (depth first) and then its services.
-func (s *run) instantiate(f *file, name string, pos diag.Pos, vals []passed) *Env {
-	return s.instantiateWith(f, name, pos, s.bind(f, pos, vals))
+func (r *run) instantiate(f *file, name string, pos diag.Pos, vals []passed) *Env {
+	return r.instantiateWith(f, name, pos, r.bind(f, pos, vals))
 }
 
 // instantiateWith is instantiate with the instance's parameters bound.
-func (s *run) instantiateWith(f *file, name string, pos diag.Pos, params []Param) *Env {
+func (r *run) instantiateWith(f *file, name string, pos diag.Pos, params []Param) *Env {
 	env := &Env{
 		Name:   name,
 		Def:    f.loc.defName(),
-		File:   s.display(f.loc.displayPath()),
+		File:   r.display(f.loc.displayPath()),
 		Remote: f.loc.kind == kindRemote,
 		Pos:    pos,
 		Params: params,
 	}
-	s.byName[name] = env
-	s.defOf[env] = f.loc.key()
-	s.graph.Envs = append(s.graph.Envs, env)
-	s.stack = append(s.stack, frame{file: f})
-	s.onStack[f.loc.key()] = true
+	r.byName[name] = env
+	r.defOf[env] = f.loc.key()
+	r.graph.Envs = append(r.graph.Envs, env)
+	r.stack = append(r.stack, frame{file: f})
+	r.onStack[f.loc.key()] = true
 	defer func() {
-		s.stack = s.stack[:len(s.stack)-1]
-		delete(s.onStack, f.loc.key())
+		r.stack = r.stack[:len(r.stack)-1]
+		delete(r.onStack, f.loc.key())
 	}()
 
-	sc := &scope{env: env, decls: s.declared(f), services: map[string]*Service{}, includes: map[string]*Include{}, failed: map[string]bool{}}
+	sc := &scope{env: env, decls: r.declared(f), services: map[string]*Service{}, includes: map[string]*Include{}, failed: map[string]bool{}}
 	for _, st := range f.ast.Statements {
 		if st.Env != nil {
-			s.include(f, sc, st.Env)
+			r.include(f, sc, st.Env)
 		}
 	}
 	for _, st := range f.ast.Statements {
 		switch {
 		case st.Images != nil:
 			for _, ref := range st.Images.Refs {
-				s.addService(f, sc, ref, nil)
+				r.addService(f, sc, ref, nil)
 			}
 		case st.Image != nil:
-			s.addService(f, sc, st.Image.Ref, st.Image.Clauses)
+			r.addService(f, sc, st.Image.Ref, st.Image.Clauses)
 		}
 	}
-	s.links(sc)
+	r.links(sc)
 	for _, st := range f.ast.Statements {
 		if st.Expose != nil {
-			s.expose(sc, st.Expose)
+			r.expose(sc, st.Expose)
 		}
 	}
 	return env
@@ -84,7 +84,7 @@ type pendingLink struct {
 }
 
 // include resolves one ENV statement.
-func (s *run) include(from *file, sc *scope, st *grammar.Env) {
+func (r *run) include(from *file, sc *scope, st *grammar.Env) {
 	pos := grammar.Position(st.Ref.Pos)
 	ref := st.Ref.Value
 	name := lastElem(ref)
@@ -93,53 +93,53 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 		name, namePos = st.As.Value, grammar.Position(st.As.Pos)
 	}
 	if !envName.MatchString(name) {
-		s.errorf(namePos, "invalid environment name %q: use lowercase letters, digits, '.', '_' and '-' (add AS NAME)", name)
+		r.errorf(namePos, "invalid environment name %q: use lowercase letters, digits, '.', '_' and '-' (add AS NAME)", name)
 		return
 	}
 	if prev, ok := sc.includes[name]; ok {
-		s.errorf(pos, "environment %q is already included at %s", name, prev.Pos)
+		r.errorf(pos, "environment %q is already included at %s", name, prev.Pos)
 		return
 	}
 	sc.failed[name] = true // until it succeeds
-	vals := s.with(from, sc, st)
-	f, err := s.lookup(from, ref, pos)
+	vals := r.with(from, sc, st)
+	f, err := r.lookup(from, ref, pos)
 	if err != nil {
 		// an error inside the included file already names its position
 		var d *diag.Diagnostic
 		if errors.As(err, &d) && d.Pos.File != "" {
-			s.diags = append(s.diags, d)
+			r.diags = append(r.diags, d)
 		} else {
-			s.diags = append(s.diags, diag.Wrap(pos, err))
+			r.diags = append(r.diags, diag.Wrap(pos, err))
 		}
 		return
 	}
-	s.stack[len(s.stack)-1].pos, s.stack[len(s.stack)-1].ref = pos, ref
-	if s.onStack[f.loc.key()] {
-		i := slices.IndexFunc(s.stack, func(fr frame) bool { return fr.file.loc.key() == f.loc.key() })
-		// not s.errorf: the cycle is already shortened
-		s.diags = append(s.diags, diag.Errorf(pos, "include cycle: %s", s.cycle(i, f)))
+	r.stack[len(r.stack)-1].pos, r.stack[len(r.stack)-1].ref = pos, ref
+	if r.onStack[f.loc.key()] {
+		i := slices.IndexFunc(r.stack, func(fr frame) bool { return fr.file.loc.key() == f.loc.key() })
+		// not r.errorf: the cycle is already shortened
+		r.diags = append(r.diags, diag.Errorf(pos, "include cycle: %s", r.cycle(i, f)))
 		return
 	}
-	if f.loc.kind == kindRemote && len(s.stack) >= MaxRemoteDepth {
-		s.errorf(pos, "remote includes nest deeper than %d: %s is not included", MaxRemoteDepth, f.loc.defName())
+	if f.loc.kind == kindRemote && len(r.stack) >= MaxRemoteDepth {
+		r.errorf(pos, "remote includes nest deeper than %d: %s is not included", MaxRemoteDepth, f.loc.defName())
 		return
 	}
-	env, ok := s.byName[name]
+	env, ok := r.byName[name]
 	switch {
 	case !ok:
-		env = s.instantiate(f, name, pos, vals)
-	case s.defOf[env] != f.loc.key():
+		env = r.instantiate(f, name, pos, vals)
+	case r.defOf[env] != f.loc.key():
 		other := env.Pos.Short()
 		if env.Pos.File == "" {
 			// the root: it has no include position (and graph.Root is
 			// only set once the whole graph is resolved)
 			other = env.File
 		}
-		s.errorf(pos, "environment name %q is used by two definitions: %s (included at %s) and %s; rename one with AS", name, env.Def, other, f.loc.defName())
+		r.errorf(pos, "environment name %q is used by two definitions: %s (included at %s) and %s; rename one with AS", name, env.Def, other, f.loc.defName())
 		return
 	default:
-		if params := s.bind(f, pos, vals); !sameValues(params, env.Params) {
-			s.errorf(pos, "environment %q is included with different parameter values: %s here, %s at %s; give one a name with AS", name, showValues(params), showValues(env.Params), env.Pos)
+		if params := r.bind(f, pos, vals); !sameValues(params, env.Params) {
+			r.errorf(pos, "environment %q is included with different parameter values: %s here, %s at %s; give one a name with AS", name, showValues(params), showValues(env.Params), env.Pos)
 			return
 		}
 	}
@@ -154,10 +154,10 @@ func (s *run) include(from *file, sc *scope, st *grammar.Env) {
 // cycle prints the includes from stack frame i back to f, file:line each.
 // A long cycle shows its first and last maxCycleShown/2 steps only, so that
 // a cycle through 10,000 files is still a readable line.
-func (s *run) cycle(i int, f *file) string {
+func (r *run) cycle(i int, f *file) string {
 	const maxCycleShown = 8
 	var b strings.Builder
-	frames := s.stack[i:]
+	frames := r.stack[i:]
 	for j, fr := range frames {
 		if len(frames) > maxCycleShown && j >= maxCycleShown/2 && j < len(frames)-maxCycleShown/2 {
 			if j == maxCycleShown/2 {
@@ -167,12 +167,12 @@ func (s *run) cycle(i int, f *file) string {
 		}
 		fmt.Fprintf(&b, "%s ENV %s -> ", fr.pos.Short(), fr.ref)
 	}
-	b.WriteString(s.display(f.loc.displayPath()))
+	b.WriteString(r.display(f.loc.displayPath()))
 	return b.String()
 }
 
 // target finds what a LINK or EXPOSE word names in sc.
-func (s *run) target(sc *scope, w *grammar.Word) (Target, bool) {
+func (r *run) target(sc *scope, w *grammar.Word) (Target, bool) {
 	pos := grammar.Position(w.Pos)
 	svc, isSvc := sc.services[w.Value]
 	if !isSvc {
@@ -188,7 +188,7 @@ func (s *run) target(sc *scope, w *grammar.Word) (Target, bool) {
 			svc, isSvc = byImage[0], true
 		case 0:
 		default:
-			s.errorf(pos, "%q is the image of several services (%s, %s): name one of them", w.Value, byImage[0].Name, byImage[1].Name)
+			r.errorf(pos, "%q is the image of several services (%s, %s): name one of them", w.Value, byImage[0].Name, byImage[1].Name)
 			return Target{}, false
 		}
 	}
@@ -197,19 +197,19 @@ func (s *run) target(sc *scope, w *grammar.Word) (Target, bool) {
 	case !isSvc && !isEnv && sc.failed[w.Value]:
 		// already reported
 	case isSvc && isEnv:
-		s.errorf(pos, "%q names both a service and an included environment; rename one with AS", w.Value)
+		r.errorf(pos, "%q names both a service and an included environment; rename one with AS", w.Value)
 	case isSvc:
 		return Target{Service: svc, Pos: pos}, true
 	case isEnv:
 		return Target{Env: inc.Env, Pos: pos}, true
 	default:
-		s.errorf(pos, "unknown target %q: not a service or included environment of %s%s", w.Value, sc.env.Name, s.known(sc))
+		r.errorf(pos, "unknown target %q: not a service or included environment of %s%s", w.Value, sc.env.Name, r.known(sc))
 	}
 	return Target{}, false
 }
 
 // known lists what a target may name, for error messages.
-func (s *run) known(sc *scope) string {
+func (r *run) known(sc *scope) string {
 	var names []string
 	for _, svc := range sc.env.Services {
 		names = append(names, svc.Name)
@@ -226,18 +226,18 @@ func (s *run) known(sc *scope) string {
 
 // links resolves every LINK of sc once all its services are known, and
 // rejects start-order cycles among them.
-func (s *run) links(sc *scope) {
+func (r *run) links(sc *scope) {
 	for _, p := range sc.pending {
-		t, ok := s.target(sc, p.word)
+		t, ok := r.target(sc, p.word)
 		if !ok {
 			continue
 		}
 		if t.Service == p.svc {
-			s.errorf(t.Pos, "service %q links to itself", p.svc.Name)
+			r.errorf(t.Pos, "service %q links to itself", p.svc.Name)
 			continue
 		}
 		if t.Env != nil && len(t.Env.Exposed) == 0 {
-			s.errorf(t.Pos, "LINK %s: environment %q exposes no service", p.word.Value, t.Env.Name)
+			r.errorf(t.Pos, "LINK %s: environment %q exposes no service", p.word.Value, t.Env.Name)
 			continue
 		}
 		p.svc.Links = append(p.svc.Links, t)
@@ -260,7 +260,7 @@ func (s *run) links(sc *scope) {
 				for _, p := range path[i:] {
 					names = append(names, fmt.Sprintf("%s (%s)", p.Name, p.Pos.Short()))
 				}
-				s.errorf(l.Pos, "LINK cycle: %s -> %s", strings.Join(names, " -> "), l.Service.Name)
+				r.errorf(l.Pos, "LINK cycle: %s -> %s", strings.Join(names, " -> "), l.Service.Name)
 				return false
 			case 0:
 				if !visit(l.Service) {
@@ -280,12 +280,12 @@ func (s *run) links(sc *scope) {
 }
 
 // expose adds an EXPOSE statement's targets to the environment's interface.
-func (s *run) expose(sc *scope, st *grammar.Expose) {
+func (r *run) expose(sc *scope, st *grammar.Expose) {
 	add := func(x Exposed, pos diag.Pos) {
 		for _, prev := range sc.env.Exposed {
 			if prev.Name == x.Name {
 				if prev.Service != x.Service {
-					s.errorf(pos, "EXPOSE: two services would be exposed as %q (%s and %s)", x.Name, prev.Service.Pos.Short(), x.Service.Pos.Short())
+					r.errorf(pos, "EXPOSE: two services would be exposed as %q (%s and %s)", x.Name, prev.Service.Pos.Short(), x.Service.Pos.Short())
 				}
 				return
 			}
@@ -293,13 +293,13 @@ func (s *run) expose(sc *scope, st *grammar.Expose) {
 		sc.env.Exposed = append(sc.env.Exposed, x)
 	}
 	for _, w := range st.Targets {
-		t, ok := s.target(sc, w)
+		t, ok := r.target(sc, w)
 		switch {
 		case !ok:
 		case t.Service != nil:
 			add(Exposed{Name: t.Service.Name, Service: t.Service}, t.Pos)
 		case len(t.Env.Exposed) == 0:
-			s.errorf(t.Pos, "EXPOSE %s: environment %q exposes no service", w.Value, t.Env.Name)
+			r.errorf(t.Pos, "EXPOSE %s: environment %q exposes no service", w.Value, t.Env.Name)
 		default:
 			for _, x := range t.Env.Exposed {
 				add(x, t.Pos)

@@ -128,10 +128,10 @@ func find(vals []passed, name string) (passed, bool) {
 // bind checks the values passed to definition f (declared decls) and
 // returns the instance's parameters. at is where f is included (the ENV
 // statement), zero for the root.
-func (s *run) bind(f *file, at diag.Pos, vals []passed) []Param {
-	decls := s.declared(f)
+func (r *run) bind(f *file, at diag.Pos, vals []passed) []Param {
+	decls := r.declared(f)
 	def := f.loc.defName()
-	where := s.display(f.loc.displayPath())
+	where := r.display(f.loc.displayPath())
 	var unknown []string
 	for _, v := range vals {
 		if !slices.ContainsFunc(decls, func(d ParamDecl) bool { return d.Name == v.name }) {
@@ -146,7 +146,7 @@ func (s *run) bind(f *file, at diag.Pos, vals []passed) []Param {
 		if pos.File == "" {
 			pos, how = diag.Pos{File: where}, "--set "+name
 		}
-		s.errorf(pos, "%s: definition %s (%s) has no parameter %q%s", how, def, where, name, paramList(decls))
+		r.errorf(pos, "%s: definition %s (%s) has no parameter %q%s", how, def, where, name, paramList(decls))
 	}
 	params := make([]Param, 0, len(decls))
 	for _, d := range decls {
@@ -156,15 +156,15 @@ func (s *run) bind(f *file, at diag.Pos, vals []passed) []Param {
 			p.Value, p.Unset = v.val.v, v.val.unknown
 		case d.Default != nil:
 			p.Value = *d.Default
-		case s.r.opts.ParamsOptional && len(s.stack) <= 1:
+		case r.resolver.opts.ParamsOptional && len(r.stack) <= 1:
 			// the root, or included by the root (denv add checks a
 			// definition through a root that includes it)
 			p.Unset = true
 		case at.File == "":
-			s.errorf(d.Pos, "parameter %q of %s has no value: pass --set %s=VALUE", d.Name, def, d.Name)
+			r.errorf(d.Pos, "parameter %q of %s has no value: pass --set %s=VALUE", d.Name, def, d.Name)
 			p.Unset = true
 		default:
-			s.errorf(at, "definition %s requires parameter %q (declared at %s): pass it with WITH %s=VALUE", def, d.Name, d.Pos, d.Name)
+			r.errorf(at, "definition %s requires parameter %q (declared at %s): pass it with WITH %s=VALUE", def, d.Name, d.Pos, d.Name)
 			p.Unset = true
 		}
 		params = append(params, p)
@@ -174,7 +174,7 @@ func (s *run) bind(f *file, at diag.Pos, vals []passed) []Param {
 
 // declared is Declared with the checks of the PARAM statements, once per
 // file.
-func (s *run) declared(f *file) []ParamDecl {
+func (r *run) declared(f *file) []ParamDecl {
 	if f.params != nil {
 		return *f.params
 	}
@@ -187,10 +187,10 @@ func (s *run) declared(f *file) []ParamDecl {
 		}
 		pos := grammar.Position(p.Pos)
 		if !paramName.MatchString(p.Name) {
-			s.errorf(f.textPos(p.Pos, 1), "invalid parameter name %q: use letters, digits and '_', not starting with a digit", p.Name)
+			r.errorf(f.textPos(p.Pos, 1), "invalid parameter name %q: use letters, digits and '_', not starting with a digit", p.Name)
 		}
 		if prev, ok := seen[p.Name]; ok {
-			s.errorf(pos, "parameter %q is declared twice (first at %s)", p.Name, prev)
+			r.errorf(pos, "parameter %q is declared twice (first at %s)", p.Name, prev)
 		}
 		seen[p.Name] = pos
 		if p.Default != nil {
@@ -198,7 +198,7 @@ func (s *run) declared(f *file) []ParamDecl {
 				at := f.textPos(p.Pos, 3) // PARAM name = default
 				at.Col += i
 				at.Offset += i
-				s.errorf(at, "the default of %q is a plain value: it cannot use ${...} (write $${ for a literal ${)", p.Name)
+				r.errorf(at, "the default of %q is a plain value: it cannot use ${...} (write $${ for a literal ${)", p.Name)
 			}
 		}
 	}
@@ -250,7 +250,7 @@ func (f *file) textPos(pos grammar.Pos, k int) diag.Pos {
 // undeclared name is reported at its position. ok is false when text cannot
 // be used: an error was reported, or a value is unknown (then text is
 // returned as written).
-func (s *run) expand(sc *scope, text string, at func() diag.Pos, report bool) (out string, ok bool) {
+func (r *run) expand(sc *scope, text string, at func() diag.Pos, report bool) (out string, ok bool) {
 	if strings.IndexByte(text, '$') < 0 {
 		return text, true
 	}
@@ -291,7 +291,7 @@ func (s *run) expand(sc *scope, text string, at func() diag.Pos, report bool) (o
 		end := strings.IndexByte(text[i+2:], '}')
 		if end < 0 {
 			if report {
-				s.errorf(posAt(i), "unterminated ${: write ${name}, or $${ for a literal ${")
+				r.errorf(posAt(i), "unterminated ${: write ${name}, or $${ for a literal ${")
 			}
 			return text, false
 		}
@@ -302,7 +302,7 @@ func (s *run) expand(sc *scope, text string, at func() diag.Pos, report bool) (o
 		switch {
 		case !found:
 			if report {
-				s.errorf(posAt(start), "${%s}: %s declares no parameter %q%s; declare it with PARAM %s", name, sc.env.Def, name, paramList(sc.decls), name)
+				r.errorf(posAt(start), "${%s}: %s declares no parameter %q%s; declare it with PARAM %s", name, sc.env.Def, name, paramList(sc.decls), name)
 			}
 			ok = false
 		case p.Unset:
@@ -329,7 +329,7 @@ func (sc *scope) param(name string) (Param, bool) {
 
 // with evaluates the WITH values of an ENV statement in the includer's
 // scope sc.
-func (s *run) with(f *file, sc *scope, st *grammar.Env) []passed {
+func (r *run) with(f *file, sc *scope, st *grammar.Env) []passed {
 	if len(st.With) == 0 {
 		return nil
 	}
@@ -338,10 +338,10 @@ func (s *run) with(f *file, sc *scope, st *grammar.Env) []passed {
 		name, value := st.With[i], st.With[i+1]
 		if prev, ok := find(vals, name); ok {
 			n, _ := st.WithPos(f.src, i/2)
-			s.errorf(grammar.Position(n.Pos), "WITH %s is given twice (first at %s)", name, prev.at())
+			r.errorf(grammar.Position(n.Pos), "WITH %s is given twice (first at %s)", name, prev.at())
 			continue
 		}
-		v, ok := s.expand(sc, value, func() diag.Pos { _, t := st.WithPos(f.src, i/2); return grammar.TextPos(t) }, true)
+		v, ok := r.expand(sc, value, func() diag.Pos { _, t := st.WithPos(f.src, i/2); return grammar.TextPos(t) }, true)
 		vals = append(vals, passed{name: name, val: pval{v: v, unknown: !ok}, env: st, src: f.src, i: i / 2})
 	}
 	return vals

@@ -1,9 +1,11 @@
 package resolve
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/alebellu/denv/grammar"
 )
@@ -50,6 +52,30 @@ func readDefFile(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than the %d byte limit", name, grammar.MaxFileSize)
 	}
 	return data, nil
+}
+
+// LocalFile is the rule for a definition named by a local path, shared by
+// Resolve and `denv add`: abs itself when it is a regular file, else
+// abs+".denv" when the suffix was left out and that is a regular file. The
+// error, when neither is, is abs's (or "not a regular file" when something
+// that is not a file stands there).
+func LocalFile(abs string) (string, error) {
+	st, err := os.Stat(abs)
+	if err == nil && st.Mode().IsRegular() {
+		return abs, nil
+	}
+	if !strings.HasSuffix(abs, ".denv") {
+		if st2, err2 := os.Stat(abs + ".denv"); err2 == nil {
+			if st2.Mode().IsRegular() {
+				return abs + ".denv", nil
+			}
+			err = nil // something stands there, not a file
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	return "", errors.New("not a regular file")
 }
 
 // fileKind names the type of a file that is not regular.

@@ -81,28 +81,28 @@ func New(opts Options) *Resolver {
 // github: reference, or a store name. Every problem found is reported in
 // one diag.List.
 func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
-	s := &run{
-		r:       r,
-		ctx:     ctx,
-		files:   map[string]*file{},
-		byName:  map[string]*Env{},
-		defOf:   map[*Env]string{},
-		roots:   map[string]string{},
-		onStack: map[string]bool{},
+	rn := &run{
+		resolver: r,
+		ctx:      ctx,
+		files:    map[string]*file{},
+		byName:   map[string]*Env{},
+		defOf:    map[*Env]string{},
+		roots:    map[string]string{},
+		onStack:  map[string]bool{},
 	}
-	f, err := s.root(arg)
+	f, err := rn.root(arg)
 	if err != nil {
 		return nil, err
 	}
 	name := lastElem(f.loc.defName())
-	g := &Graph{HostBinds: s.hostBinds}
-	s.graph = g
+	g := &Graph{HostBinds: rn.hostBinds}
+	rn.graph = g
 	vals := make([]passed, 0, len(r.opts.Params))
 	for k, v := range r.opts.Params {
 		vals = append(vals, passed{name: k, val: pval{v: v}})
 	}
-	g.Root = s.instantiate(f, name, diag.Pos{}, vals)
-	if err := s.diags.Err(); err != nil {
+	g.Root = rn.instantiate(f, name, diag.Pos{}, vals)
+	if err := rn.diags.Err(); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -110,16 +110,16 @@ func (r *Resolver) Resolve(ctx context.Context, arg string) (*Graph, error) {
 
 // run is the state of one Resolve call.
 type run struct {
-	r       *Resolver
-	ctx     context.Context
-	graph   *Graph
-	diags   diag.List
-	files   map[string]*file  // parsed files by location key
-	byName  map[string]*Env   // instances by name
-	defOf   map[*Env]string   // instance -> location key of its definition
-	roots   map[string]string // directory -> source root, for local files
-	stack   []frame           // the includes being resolved, for cycles
-	onStack map[string]bool   // location keys of the stack's files
+	resolver *Resolver
+	ctx      context.Context
+	graph    *Graph
+	diags    diag.List
+	files    map[string]*file  // parsed files by location key
+	byName   map[string]*Env   // instances by name
+	defOf    map[*Env]string   // instance -> location key of its definition
+	roots    map[string]string // directory -> source root, for local files
+	stack    []frame           // the includes being resolved, for cycles
+	onStack  map[string]bool   // location keys of the stack's files
 	// remoteFiles counts the remote files loaded, for MaxRemoteFiles
 	remoteFiles int
 	// hostBinds: the root is a stored definition added with
@@ -136,14 +136,14 @@ type frame struct {
 // errorf records a diagnostic. String arguments are the user's words and
 // may be up to a megabyte long: they are shortened so that the message
 // stays a readable line.
-func (s *run) errorf(pos diag.Pos, format string, args ...any) {
+func (r *run) errorf(pos diag.Pos, format string, args ...any) {
 	const maxArg = 200
 	for i, a := range args {
 		if w, ok := a.(string); ok && len(w) > maxArg {
 			args[i] = strings.ToValidUTF8(w[:maxArg/2], "") + "..." + strings.ToValidUTF8(w[len(w)-maxArg/4:], "")
 		}
 	}
-	s.diags = append(s.diags, diag.Errorf(pos, format, args...))
+	r.diags = append(r.diags, diag.Errorf(pos, format, args...))
 }
 
 // file is one located and parsed definition.
@@ -171,22 +171,19 @@ func (r *run) root(arg string) (*file, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st, err := os.Stat(abs); err == nil && st.Mode().IsRegular() {
-		return r.load(r.fileLoc(abs), diag.Pos{})
+	if p, err := LocalFile(abs); err == nil {
+		return r.load(r.fileLoc(p), diag.Pos{})
 	}
 	tried = append(tried, r.display(abs))
 	if !strings.HasSuffix(arg, ".denv") {
-		if st, err := os.Stat(abs + ".denv"); err == nil && st.Mode().IsRegular() {
-			return r.load(r.fileLoc(abs+".denv"), diag.Pos{})
-		}
 		tried = append(tried, r.display(abs+".denv"))
-		if r.r.opts.Store != nil && validDefName(arg) == nil {
-			data, origin, found, err := r.r.opts.Store.Lookup(arg)
+		if r.resolver.opts.Store != nil && validDefName(arg) == nil {
+			data, origin, found, err := r.resolver.opts.Store.Lookup(arg)
 			if err != nil {
 				return nil, err
 			}
 			if found {
-				r.hostBinds = r.r.opts.StoredHostBinds != nil && r.r.opts.StoredHostBinds(arg)
+				r.hostBinds = r.resolver.opts.StoredHostBinds != nil && r.resolver.opts.StoredHostBinds(arg)
 				return r.fromStore(arg, data, origin, diag.Pos{})
 			}
 			tried = append(tried, fmt.Sprintf("store %q", arg))
@@ -204,15 +201,15 @@ func (r *run) load(loc location, pos diag.Pos) (*file, error) {
 	var err error
 	switch loc.kind {
 	case kindFile:
-		data, err = r.r.opts.ReadFile(loc.path)
+		data, err = r.resolver.opts.ReadFile(loc.path)
 	case kindRemote:
-		if r.r.opts.Fetcher == nil {
+		if r.resolver.opts.Fetcher == nil {
 			return nil, fmt.Errorf("cannot fetch %s: remote definitions are not enabled", loc.key())
 		}
 		if r.remoteFiles >= MaxRemoteFiles {
 			return nil, fmt.Errorf("cannot fetch %s: the graph has more than %d remote files", loc.key(), MaxRemoteFiles)
 		}
-		data, err = r.r.opts.Fetcher.Fetch(r.ctx, loc.owner, loc.repo, loc.ref, loc.path)
+		data, err = r.resolver.opts.Fetcher.Fetch(r.ctx, loc.owner, loc.repo, loc.ref, loc.path)
 	default:
 		return nil, fmt.Errorf("internal: load of store definition %q", loc.path)
 	}
@@ -244,7 +241,7 @@ func (r *run) fromStore(name string, data []byte, origin string, pos diag.Pos) (
 }
 
 func (r *run) parse(loc location, data []byte) (*file, error) {
-	ast, err := r.r.parser.Parse(r.display(loc.displayPath()), data)
+	ast, err := r.resolver.parser.Parse(r.display(loc.displayPath()), data)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +300,7 @@ func (r *run) lookup(from *file, ref string, pos diag.Pos) (*file, error) {
 		}
 		tried = append(tried, r.display(c.displayPath()))
 	}
-	if r.r.opts.Store != nil {
+	if r.resolver.opts.Store != nil {
 		f, found, err := r.storeLookup(ref, pos)
 		if found || err != nil {
 			return f, err
@@ -314,10 +311,10 @@ func (r *run) lookup(from *file, ref string, pos diag.Pos) (*file, error) {
 }
 
 func (r *run) storeLookup(name string, pos diag.Pos) (*file, bool, error) {
-	if r.r.opts.Store == nil {
+	if r.resolver.opts.Store == nil {
 		return nil, false, nil
 	}
-	data, origin, found, err := r.r.opts.Store.Lookup(name)
+	data, origin, found, err := r.resolver.opts.Store.Lookup(name)
 	if err != nil || !found {
 		return nil, false, err
 	}
@@ -352,10 +349,10 @@ func (r *run) fileLoc(abs string) location {
 
 // display shows a file path relative to the working directory.
 func (r *run) display(p string) string {
-	if !filepath.IsAbs(p) || r.r.opts.WorkDir == "" {
+	if !filepath.IsAbs(p) || r.resolver.opts.WorkDir == "" {
 		return p
 	}
-	rel, err := filepath.Rel(r.r.opts.WorkDir, p)
+	rel, err := filepath.Rel(r.resolver.opts.WorkDir, p)
 	if err != nil {
 		return p
 	}

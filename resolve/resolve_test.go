@@ -165,3 +165,39 @@ func TestDeepChain(t *testing.T) {
 		t.Errorf("want one cycle error, got %.300v", err)
 	}
 }
+
+// TestLocalFile checks the "file or file.denv" rule Resolve and denv add share.
+func TestLocalFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.denv", "b", "b.denv", "d.denv"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("IMAGE x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"d", "e", "f.denv"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ arg, want, err string }{
+		{"a", "a.denv", ""},
+		{"a.denv", "a.denv", ""},
+		{"b", "b", ""},      // the file itself comes first
+		{"d", "d.denv", ""}, // a directory does not hide d.denv
+		{"e", "", "not a regular file"},
+		{"f", "", "not a regular file"},
+		{"g", "", "no such file"},
+		{"g.denv", "", "no such file"},
+	} {
+		got, err := resolve.LocalFile(filepath.Join(dir, c.arg))
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("LocalFile(%s) = %q, %v; want error %q", c.arg, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != filepath.Join(dir, c.want) {
+			t.Errorf("LocalFile(%s) = %q, %v; want %s", c.arg, got, err, c.want)
+		}
+	}
+}

@@ -24,14 +24,14 @@ var (
 )
 
 // addService resolves one IMAGE (clauses may be nil for IMAGES).
-func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*grammar.Clause) {
+func (r *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*grammar.Clause) {
 	pos := grammar.Position(ref.Pos)
-	image, ok := s.expand(sc, ref.Value, func() diag.Pos { return pos }, true)
+	image, ok := r.expand(sc, ref.Value, func() diag.Pos { return pos }, true)
 	var svcName string
 	if ok {
 		named, err := reference.ParseNormalizedNamed(image)
 		if err != nil {
-			s.errorf(pos, "invalid image reference %q: %v", image, err)
+			r.errorf(pos, "invalid image reference %q: %v", image, err)
 			sc.failed[ref.Value] = true
 			return
 		}
@@ -48,7 +48,7 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 		switch {
 		case c.As != nil:
 			if asPos != nil {
-				s.errorf(cpos, "second AS for this image (the first is at %s)", asPos)
+				r.errorf(cpos, "second AS for this image (the first is at %s)", asPos)
 				continue
 			}
 			asPos = &cpos
@@ -59,50 +59,50 @@ func (s *run) addService(f *file, sc *scope, ref *grammar.Word, clauses []*gramm
 			}
 		case c.Port != nil:
 			for _, w := range c.Port {
-				s.port(sc, svc, w)
+				r.port(sc, svc, w)
 			}
 		case c.Volume != nil:
-			s.volume(f, svc, c.Volume)
+			r.volume(f, svc, c.Volume)
 		case c.Set != nil:
-			s.set(f, sc, svc, c.Set)
+			r.set(f, sc, svc, c.Set)
 		case c.Cmd != nil:
 			if cmdPos != nil {
-				s.errorf(cpos, "second CMD for this image (the first is at %s)", cmdPos)
+				r.errorf(cpos, "second CMD for this image (the first is at %s)", cmdPos)
 				continue
 			}
 			cmdPos = &cpos
-			svc.Command = s.words(f, sc, "CMD", c.Cmd)
+			svc.Command = r.words(f, sc, "CMD", c.Cmd)
 		case c.Ready != nil:
 			if readyPos != nil {
-				s.errorf(cpos, "second READY for this image (the first is at %s)", readyPos)
+				r.errorf(cpos, "second READY for this image (the first is at %s)", readyPos)
 				continue
 			}
 			readyPos = &cpos
-			s.ready(f, sc, svc, cpos, c.Ready)
+			r.ready(f, sc, svc, cpos, c.Ready)
 		}
 	}
 	if !envName.MatchString(svc.Name) {
-		s.errorf(namePos, "invalid service name %q: use lowercase letters, digits, '.', '_' and '-'", svc.Name)
+		r.errorf(namePos, "invalid service name %q: use lowercase letters, digits, '.', '_' and '-'", svc.Name)
 		sc.failed[svc.Name] = true
 		return
 	}
 	if prev, ok := sc.services[svc.Name]; ok {
-		s.errorf(pos, "two services named %q: %s and here; give one a name with AS", svc.Name, prev.Pos)
+		r.errorf(pos, "two services named %q: %s and here; give one a name with AS", svc.Name, prev.Pos)
 		return
 	}
 	sc.services[svc.Name] = svc
 	sc.env.Services = append(sc.env.Services, svc)
 }
 
-func (s *run) port(sc *scope, svc *Service, w *grammar.Word) {
+func (r *run) port(sc *scope, svc *Service, w *grammar.Word) {
 	pos := grammar.Position(w.Pos)
-	word, ok := s.expand(sc, w.Value, func() diag.Pos { return pos }, true)
+	word, ok := r.expand(sc, w.Value, func() diag.Pos { return pos }, true)
 	if !ok {
 		return
 	}
 	m := portRule.FindStringSubmatch(word)
 	if m == nil {
-		s.errorf(pos, "invalid port %q: want PORT, HOST:PORT or either with /tcp or /udp", word)
+		r.errorf(pos, "invalid port %q: want PORT, HOST:PORT or either with /tcp or /udp", word)
 		return
 	}
 	p := Port{Protocol: "tcp", Pos: pos}
@@ -111,21 +111,21 @@ func (s *run) port(sc *scope, svc *Service, w *grammar.Word) {
 	}
 	c, err := portNumber(m[2])
 	if err != nil {
-		s.errorf(pos, "invalid port %q: %v", word, err)
+		r.errorf(pos, "invalid port %q: %v", word, err)
 		return
 	}
 	p.Container = c
 	if m[1] != "" {
 		h, err := portNumber(m[1])
 		if err != nil {
-			s.errorf(pos, "invalid port %q: %v", word, err)
+			r.errorf(pos, "invalid port %q: %v", word, err)
 			return
 		}
 		p.Host = h
 	}
 	for _, prev := range svc.Ports {
 		if prev.Container == p.Container && prev.Protocol == p.Protocol {
-			s.errorf(pos, "port %d/%s is declared twice (first at %s)", p.Container, p.Protocol, prev.Pos)
+			r.errorf(pos, "port %d/%s is declared twice (first at %s)", p.Container, p.Protocol, prev.Pos)
 			return
 		}
 	}
@@ -142,7 +142,7 @@ func portNumber(s string) (uint16, error) {
 
 // volume interprets name:/path, /path and ./dir:/path, each with an optional
 // :ro or :rw.
-func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
+func (r *run) volume(f *file, svc *Service, w *grammar.Word) {
 	pos := grammar.Position(w.Pos)
 	parts := strings.Split(w.Value, ":")
 	v := Volume{Pos: pos}
@@ -157,11 +157,11 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 	case 2:
 		src, v.Target = parts[0], parts[1]
 	default:
-		s.errorf(pos, "invalid volume %q: want NAME:/PATH, /PATH or ./DIR:/PATH, optionally with :ro", w.Value)
+		r.errorf(pos, "invalid volume %q: want NAME:/PATH, /PATH or ./DIR:/PATH, optionally with :ro", w.Value)
 		return
 	}
 	if !strings.HasPrefix(v.Target, "/") {
-		s.errorf(pos, "invalid volume %q: the container path %q must be absolute", w.Value, v.Target)
+		r.errorf(pos, "invalid volume %q: the container path %q must be absolute", w.Value, v.Target)
 		return
 	}
 	v.Target = path.Clean(v.Target)
@@ -171,25 +171,25 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 		v.Name = svc.Name + "-" + strings.Trim(nonName.ReplaceAllString(strings.ToLower(v.Target), "-"), "-")
 	case strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.HasPrefix(src, "~"):
 		v.Kind = BindMount
-		if svc.Env.Remote && !s.r.opts.AllowRemoteBinds && !s.hostBinds {
-			s.errorf(pos, "remote definition may not bind the host path %q (allow it explicitly to trust this source)", src)
+		if svc.Env.Remote && !r.resolver.opts.AllowRemoteBinds && !r.hostBinds {
+			r.errorf(pos, "remote definition may not bind the host path %q (allow it explicitly to trust this source)", src)
 			return
 		}
 		if strings.HasPrefix(src, "~") {
-			s.errorf(pos, "invalid volume %q: '~' is not expanded; use a path relative to the definition or an absolute one", w.Value)
+			r.errorf(pos, "invalid volume %q: '~' is not expanded; use a path relative to the definition or an absolute one", w.Value)
 			return
 		}
 		if !filepath.IsAbs(src) {
 			base := f.loc.bindBase()
 			if base == "" {
-				base = s.r.opts.WorkDir
+				base = r.resolver.opts.WorkDir
 			}
 			src = filepath.Join(base, filepath.FromSlash(src))
 		}
 		v.Source = filepath.Clean(src)
 	default:
 		if !volumeRule.MatchString(src) {
-			s.errorf(pos, "invalid volume name %q: use lowercase letters, digits, '.', '_' and '-'", src)
+			r.errorf(pos, "invalid volume name %q: use lowercase letters, digits, '.', '_' and '-'", src)
 			return
 		}
 		v.Kind, v.Name = NamedVolume, src
@@ -197,12 +197,12 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 	if v.Target == "/" {
 		// whatever the source (`VOLUME /`, `VOLUME data:/`, a bind): it
 		// would hide the image's whole file system
-		s.errorf(pos, "invalid volume %q: cannot mount a volume on /", w.Value)
+		r.errorf(pos, "invalid volume %q: cannot mount a volume on /", w.Value)
 		return
 	}
 	for _, prev := range svc.Volumes {
 		if prev.Target == v.Target {
-			s.errorf(pos, "two volumes mounted on %s (first at %s)", v.Target, prev.Pos)
+			r.errorf(pos, "two volumes mounted on %s (first at %s)", v.Target, prev.Pos)
 			return
 		}
 	}
@@ -211,20 +211,20 @@ func (s *run) volume(f *file, svc *Service, w *grammar.Word) {
 
 var nonName = regexp.MustCompile(`[^a-z0-9_.-]+`)
 
-func (s *run) set(f *file, sc *scope, svc *Service, st *grammar.Set) {
+func (r *run) set(f *file, sc *scope, svc *Service, st *grammar.Set) {
 	pos := grammar.Position(st.Pos)
 	if !envKeyRule.MatchString(st.Key) {
-		s.errorf(pos, "invalid variable name %q: use letters, digits and '_', not starting with a digit", st.Key)
+		r.errorf(pos, "invalid variable name %q: use letters, digits and '_', not starting with a digit", st.Key)
 		return
 	}
 	for _, prev := range svc.Environ {
 		if prev.Key == st.Key {
-			s.errorf(pos, "%s is set twice (first at %s)", st.Key, prev.Pos)
+			r.errorf(pos, "%s is set twice (first at %s)", st.Key, prev.Pos)
 			return
 		}
 	}
 	// the value is the third token: KEY = VALUE
-	value, _ := s.expand(sc, st.Value, func() diag.Pos { return f.textPos(st.Pos, 2) }, true)
+	value, _ := r.expand(sc, st.Value, func() diag.Pos { return f.textPos(st.Pos, 2) }, true)
 	svc.Environ = append(svc.Environ, EnvVar{Key: st.Key, Value: value, Pos: pos})
 }
 
@@ -232,7 +232,7 @@ func (s *run) set(f *file, sc *scope, svc *Service, st *grammar.Set) {
 // parameters expanded: the list form word by word, the string form split
 // like a shell would (without one), then each word expanded, so that a
 // value stays one word. The AST stays as parsed.
-func (s *run) words(f *file, sc *scope, what string, c *grammar.Cmd) []string {
+func (r *run) words(f *file, sc *scope, what string, c *grammar.Cmd) []string {
 	if c.Shell == nil {
 		words := c.Exec
 		cloned := false
@@ -244,28 +244,28 @@ func (s *run) words(f *file, sc *scope, what string, c *grammar.Cmd) []string {
 				words, cloned = slices.Clone(c.Exec), true
 			}
 			// the words are tokens 1, 3, 5...: [ "a" , "b" ]
-			words[i], _ = s.expand(sc, w, func() diag.Pos { return f.textPos(c.Pos, 1+2*i) }, true)
+			words[i], _ = r.expand(sc, w, func() diag.Pos { return f.textPos(c.Pos, 1+2*i) }, true)
 		}
 		return words
 	}
 	if strings.Contains(*c.Shell, "$") {
 		// report undeclared names where they are written; the words
 		// are expanded one by one below
-		if _, ok := s.expand(sc, *c.Shell, func() diag.Pos { return f.textPos(c.Pos, 0) }, true); !ok {
+		if _, ok := r.expand(sc, *c.Shell, func() diag.Pos { return f.textPos(c.Pos, 0) }, true); !ok {
 			return []string{*c.Shell}
 		}
 	}
 	words, err := shellwords.Parse(*c.Shell)
 	if err != nil {
-		s.errorf(grammar.Position(c.Pos), "invalid %s %q: %v", what, *c.Shell, err)
+		r.errorf(grammar.Position(c.Pos), "invalid %s %q: %v", what, *c.Shell, err)
 		return nil
 	}
 	if len(words) == 0 {
-		s.errorf(grammar.Position(c.Pos), "empty %s", what)
+		r.errorf(grammar.Position(c.Pos), "empty %s", what)
 		return nil
 	}
 	for i, w := range words {
-		words[i], _ = s.expand(sc, w, nil, false)
+		words[i], _ = r.expand(sc, w, nil, false)
 	}
 	return words
 }
@@ -273,17 +273,17 @@ func (s *run) words(f *file, sc *scope, what string, c *grammar.Cmd) []string {
 // durationRule is WITHIN's syntax: whole seconds or minutes.
 var durationRule = regexp.MustCompile(`^([0-9]+)([sm])$`)
 
-func (s *run) ready(f *file, sc *scope, svc *Service, pos diag.Pos, r *grammar.Ready) {
-	cmd := s.words(f, sc, "READY", r.Command)
+func (r *run) ready(f *file, sc *scope, svc *Service, pos diag.Pos, rd *grammar.Ready) {
+	cmd := r.words(f, sc, "READY", rd.Command)
 	if cmd == nil {
 		return
 	}
 	within := DefaultReadyWithin
-	if r.Within != nil {
-		wpos := grammar.Position(r.Within.Pos)
-		m := durationRule.FindStringSubmatch(r.Within.Value)
+	if rd.Within != nil {
+		wpos := grammar.Position(rd.Within.Pos)
+		m := durationRule.FindStringSubmatch(rd.Within.Value)
 		if m == nil {
-			s.errorf(wpos, "invalid duration %q after WITHIN: want whole seconds or minutes (30s, 2m)", r.Within.Value)
+			r.errorf(wpos, "invalid duration %q after WITHIN: want whole seconds or minutes (30s, 2m)", rd.Within.Value)
 			return
 		}
 		unit := time.Second
@@ -293,10 +293,10 @@ func (s *run) ready(f *file, sc *scope, svc *Service, pos diag.Pos, r *grammar.R
 		n, err := strconv.ParseUint(m[1], 10, 64)
 		switch {
 		case err == nil && n == 0:
-			s.errorf(wpos, "READY WITHIN %s: the limit must be at least 1s", r.Within.Value)
+			r.errorf(wpos, "READY WITHIN %s: the limit must be at least 1s", rd.Within.Value)
 			return
 		case err != nil || n > uint64(MaxReadyWithin/unit):
-			s.errorf(wpos, "READY WITHIN %s: the limit must be at most %s", r.Within.Value, "24h (1440m)")
+			r.errorf(wpos, "READY WITHIN %s: the limit must be at most %s", rd.Within.Value, "24h (1440m)")
 			return
 		}
 		within = time.Duration(n) * unit

@@ -1,6 +1,7 @@
 // Package volumecopy copies the named volumes of an environment inside the
-// Docker engine, for clone: it builds the copier image (the static denv
-// binary imported as a one-file image, after an ELF check), starts copier
+// Docker engine, for clone: it builds the copier image (the denv
+// executable, with its loader and libraries when dynamically linked, laid
+// out by internal/rootfs and imported as a one-layer image), starts copier
 // containers ([Copier.StartCopy]), pauses the source's containers while
 // copying ([Copier.PauseVolumeUsers]) and checksums trees to compare
 // copies ([Copier.VolumeChecksum]).
@@ -41,13 +42,14 @@ import (
 )
 
 // How volumes are copied: the engine has no registry to pull a helper image
-// from, so denv makes its own. The copier is a static executable - the denv
-// binary itself, which has hidden subcommands for this - imported as the
-// one-file image denv/copier:<hash of the executable's build id> (a few
-// seconds, once per denv build). One container of that image mounts every
-// source volume read-only at /src/N and its destination at /dst/N, waits
-// for a go-ahead on its standard input (so that it can be started while the
-// source still runs) and copies in the engine (copy_file_range, 4 files at
+// from, so denv makes its own. The copier is the denv executable itself,
+// which has hidden subcommands for this, static or not: it is imported
+// (with its loader and shared libraries when it has them, see
+// internal/rootfs) as the one-layer image denv/copier:<hash of the
+// executable's build id> (a few seconds, once per denv build). One
+// container of that image mounts every source volume read-only at /src/N
+// and its destination at /dst/N, waits for a go-ahead on its standard
+// input (so that it can be started while the source still runs) and copies in the engine (copy_file_range, 4 files at
 // a time, no data through the API), writing progress lines on stdout. The
 // copy itself is faster than a host `cp -a` (see docs/PERFORMANCE.md),
 // where the archive API (CopyFromContainer/CopyToContainer) tars
@@ -80,9 +82,10 @@ const (
 
 // CopyOptions tunes [Copier.CopyVolume] and [Copier.VolumeChecksum].
 type CopyOptions struct {
-	// Copier is the path of a static Linux executable that has the
-	// [CopierCopyArg] and [CopierChecksumArg] subcommands; empty means the
-	// running executable (the denv binary, built with CGO_ENABLED=0).
+	// Copier is the path of a Linux executable (static, or dynamic with
+	// its libraries on this host) that has the [CopierCopyArg] and
+	// [CopierChecksumArg] subcommands; empty means the running executable
+	// (the denv binary, however it was built).
 	Copier string
 	// Progress, when set, is called with the bytes copied so far and the
 	// total to copy (the sum of the regular file sizes).
@@ -122,7 +125,7 @@ type VolumeCopy struct {
 
 // StartCopy starts one copier container with every pair mounted (sources
 // read-only) and returns once it runs, waiting for [VolumeCopy.Run]; it
-// changes no volume. copierExe is the static copier executable (empty: the
+// changes no volume. copierExe is the copier executable (empty: the
 // running one). Call [VolumeCopy.Close] in every case.
 //
 // The container is removed by the engine when it exits rather than by

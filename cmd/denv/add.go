@@ -189,7 +189,7 @@ func (ad *adder) addArg(arg string) error {
 	if err != nil {
 		return err
 	}
-	abs, err = regularFile(abs)
+	abs, err = resolve.LocalFile(abs)
 	if err != nil {
 		return fmt.Errorf("cannot add %s: %w", arg, err)
 	}
@@ -246,24 +246,6 @@ func (ad *adder) addArg(arg string) error {
 		}
 	}
 	return nil
-}
-
-// regularFile returns abs, or abs+".denv" when only that exists (the
-// suffix may be left out, as with compile), if it is a regular file.
-func regularFile(abs string) (string, error) {
-	st, err := os.Stat(abs)
-	if err != nil && !strings.HasSuffix(abs, ".denv") {
-		if st2, err2 := os.Stat(abs + ".denv"); err2 == nil {
-			abs, st, err = abs+".denv", st2, nil
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	if !st.Mode().IsRegular() {
-		return "", errors.New("not a regular file")
-	}
-	return abs, nil
 }
 
 func (ad *adder) resolveOptions(st resolve.Store, read func(string) ([]byte, error)) resolve.Options {

@@ -4,10 +4,11 @@
 // checksum listing of a tree to compare two copies.
 //
 // It is the code that runs INSIDE the engine when denv copies a volume: the
-// denv binary, imported as a one-file image, is started with a hidden
-// subcommand and the two volumes mounted (see backend/volumecopy: StartCopy in production). It must
-// therefore run as root to restore owners, and it only uses the standard
-// library and golang.org/x/sys so that denv stays a static binary.
+// denv executable, imported as the copier image (backend/volumecopy), is
+// started with a hidden subcommand and the volumes mounted
+// (Copier.StartCopy there). It must therefore run as root to restore
+// owners. It only uses the standard library and golang.org/x/sys, so that
+// it adds no cgo dependency: a static denv build stays static.
 //
 // Progress is reported as lines on a writer, one event per line:
 //
@@ -106,7 +107,7 @@ func copyTree(src, dst string, emit func(kind string, n int64)) error {
 // size sums the sizes of the regular files under root, hard links once.
 func size(root string) (int64, error) {
 	var total int64
-	seen := map[fileID]bool{}
+	once := Inodes{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -116,18 +117,33 @@ func size(root string) (int64, error) {
 			if err != nil {
 				return err
 			}
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-				id := fileID{st.Dev, st.Ino}
-				if seen[id] {
-					return nil
-				}
-				seen[id] = true
+			if once.First(info) {
+				total += info.Size()
 			}
-			total += info.Size()
 		}
 		return nil
 	})
 	return total, err
+}
+
+// Inodes tells the first sight of a file from its other hard links, so
+// that the size of a tree counts each file's bytes once (here and in
+// internal/snaparchive).
+type Inodes map[fileID]bool
+
+// First reports whether info is seen for the first time: always for a
+// file with one link, once per inode for a file with several.
+func (s Inodes) First(info fs.FileInfo) bool {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok || st.Nlink <= 1 {
+		return true
+	}
+	id := fileID{st.Dev, st.Ino}
+	if s[id] {
+		return false
+	}
+	s[id] = true
+	return true
 }
 
 // fileID identifies an inode, to recreate hard links as links.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/alebellu/denv/internal/copier"
 )
 
 // WriteOptions tunes [Write].
@@ -123,21 +125,13 @@ func TreeSum(dir string) (Volume, error) {
 // measure returns the bytes and entries of the tree at dir, as writeTree
 // counts them, without reading the files.
 func measure(dir string) (bytes, files int64, err error) {
-	seen := map[fileID]bool{}
+	once := copier.Inodes{}
 	err = walk(dir, func(rel string, info fs.FileInfo) error {
 		if rel == "." {
 			return nil
 		}
 		files++
-		st := info.Sys().(*syscall.Stat_t)
-		if info.Mode().IsRegular() {
-			if st.Nlink > 1 {
-				id := fileID{st.Dev, st.Ino}
-				if seen[id] {
-					return nil
-				}
-				seen[id] = true
-			}
+		if info.Mode().IsRegular() && once.First(info) {
 			bytes += info.Size()
 		}
 		return nil
