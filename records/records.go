@@ -40,6 +40,8 @@ const (
 	// committed, aborted or released; it holds that process's claim (pid
 	// and time, JSON) for display.
 	LockFile = "lock"
+	// PreviousFile keeps the project an update replaced.
+	PreviousFile = "previous.yaml"
 )
 
 // storeLockFile, in the store's directory, is flock'ed while an ID is
@@ -79,6 +81,8 @@ type Record struct {
 	Digest string `json:"digest"`
 	// Created is when the environment was started.
 	Created time.Time `json:"created"`
+	// Updated is when `denv update` last changed it (zero if never).
+	Updated time.Time `json:"updated,omitzero"`
 	// ClonedFrom is the ID of the source when made by clone, else "".
 	ClonedFrom string `json:"cloned_from,omitempty"`
 	// Engine is the runtime it runs on, a name in cmd/denv's engine set:
@@ -93,6 +97,10 @@ type Record struct {
 	// Project is the exact compiled compose YAML that was started. It is
 	// stored beside the record as compose.yaml, not inside record.json.
 	Project []byte `json:"-"`
+	// Previous is what the environment ran before its last update (nil
+	// if never updated); its project is kept beside the record as
+	// previous.yaml, for `denv update --previous`.
+	Previous *Previous `json:"previous,omitempty"`
 	// Damaged is set by List, instead of failing, for a record that
 	// cannot be read: the one-line reason. Only ID is set then.
 	Damaged string `json:"-"`
