@@ -65,6 +65,7 @@ func newRootCmd() *cobra.Command {
 		newDefsCmd(a),
 		newDefCmd(a),
 		newCloneCmd(a),
+		newUpdateCmd(a),
 	)
 	root.AddCommand(newCopierCmds()...)
 	root.AddCommand(newSnapshotCopierCmds()...)
