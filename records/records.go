@@ -77,6 +77,10 @@ type Record struct {
 	ID string `json:"id"`
 	// Definition is the definition name (graph.Root.Def) as given.
 	Definition string `json:"definition"`
+	// Source is the definition argument run was given, a file path made
+	// absolute (what `denv update` compiles again by default); empty in
+	// records written before it.
+	Source string `json:"source,omitempty"`
 	// Digest is the sha256 of Project ("sha256:HEX").
 	Digest string `json:"digest"`
 	// Created is when the environment was started.

@@ -12,6 +12,7 @@ import (
 type Previous struct {
 	// Definition and Params are those of the replaced record.
 	Definition string            `json:"definition"`
+	Source     string            `json:"source,omitempty"`
 	Params     map[string]string `json:"params,omitempty"`
 	// Digest is the sha256 of the replaced project.
 	Digest string `json:"digest"`
@@ -39,7 +40,7 @@ func (s *Store) Replace(old, rec Record) (Record, error) {
 	if _, err := os.Stat(filepath.Join(dir, RecordFile)); err != nil {
 		return rec, fmt.Errorf("environment %q is no longer recorded: %w", rec.ID, err)
 	}
-	rec.Previous = &Previous{Definition: old.Definition, Params: old.Params, Digest: old.Digest, Project: old.Project}
+	rec.Previous = &Previous{Definition: old.Definition, Source: old.Source, Params: old.Params, Digest: old.Digest, Project: old.Project}
 	rec.Updated = time.Now().UTC()
 	if err := writeFile(filepath.Join(dir, PreviousFile), old.Project); err != nil {
 		return rec, err

@@ -139,7 +139,7 @@ func (a *app) nextRecord(ctx context.Context, es *records.Store, e backend.Engin
 			return next, err
 		}
 		next.Project, next.Digest = prev, digest(prev)
-		next.Definition, next.Params = rec.Previous.Definition, rec.Previous.Params
+		next.Definition, next.Params, next.Source = rec.Previous.Definition, rec.Previous.Params, rec.Previous.Source
 		return next, nil
 	}
 	explicit := def != ""
@@ -162,23 +162,41 @@ func (a *app) nextRecord(ctx context.Context, es *records.Store, e backend.Engin
 	if err != nil {
 		return next, err
 	}
-	next.Definition, next.Params = g.Root.Def, g.Root.ShownParams()
+	next.Definition, next.Params, next.Source = g.Root.Def, g.Root.ShownParams(), sourceArg(def)
 	next.Project, next.Digest, next.WorkDir = yaml, digest(yaml), wd
 	return next, nil
 }
 
 // recordedDef is the definition rec was run from, as it can be found from
-// here: a relative file path is taken relative to the directory it was
-// run in.
+// here: the recorded argument (a file made absolute), else (older records)
+// the definition's name, as a file in the directory it was run in first.
 func recordedDef(rec records.Record) string {
-	d := rec.Definition
-	if filepath.IsAbs(d) || strings.HasPrefix(d, "github:") || !strings.HasSuffix(d, ".denv") && !strings.Contains(d, "/") {
-		return d
+	if rec.Source != "" {
+		return rec.Source
 	}
-	if abs := filepath.Join(rec.WorkDir, d); fileExists(abs) {
-		return abs
+	d := rec.Definition
+	for _, name := range []string{d, d + ".denv"} {
+		if abs := filepath.Join(rec.WorkDir, name); !filepath.IsAbs(d) && fileExists(abs) {
+			return abs
+		}
 	}
 	return d
+}
+
+// sourceArg is the definition argument def as a record keeps it: a file
+// that exists made absolute, anything else (a stored name, github:) as is.
+func sourceArg(def string) string {
+	if strings.HasPrefix(def, "github:") {
+		return def
+	}
+	for _, name := range []string{def, def + ".denv"} {
+		if fileExists(name) {
+			if abs, err := filepath.Abs(name); err == nil {
+				return abs
+			}
+		}
+	}
+	return def
 }
 
 func fileExists(name string) bool {
