@@ -11,6 +11,19 @@ import (
 
 var _ backend.Updater = (*Engine)(nil)
 
+// plannedProject is a prepared project and the deployment it was prepared
+// from: Plan keeps the new one so that Update does not load and inspect it
+// again (compose-go's loader dominates on large graphs).
+type plannedProject struct {
+	d backend.Deployment
+	p *types.Project
+}
+
+// same reports whether a and b are the same deployment.
+func same(a, b backend.Deployment) bool {
+	return a.ID == b.ID && a.WorkDir == b.WorkDir && string(a.Project) == string(b.Project)
+}
+
 // prepared loads d's project and publishes the image ports of the services
 // that ask for it, exactly as Deploy does: the old and new projects of a
 // plan must be prepared identically, or their hashes differ where nothing
@@ -41,16 +54,23 @@ func (e *Engine) Plan(ctx context.Context, old, new backend.Deployment) (*plan.P
 	if err != nil {
 		return nil, err
 	}
+	e.planned = &plannedProject{d: new, p: np}
 	return plan.Compute(op, np, &plan.Live{Services: live})
 }
 
 // Update converges project old.ID to new with compose's up (recreating
 // what diverged, removing orphans), then removes the volumes asked for.
 func (e *Engine) Update(ctx context.Context, old, new backend.Deployment, opts backend.UpdateOptions) error {
-	np, err := e.prepared(ctx, new)
-	if err != nil {
-		return err
+	var np *types.Project
+	if e.planned != nil && same(e.planned.d, new) {
+		np = e.planned.p
+	} else {
+		var err error
+		if np, err = e.prepared(ctx, new); err != nil {
+			return err
+		}
 	}
+	e.planned = nil
 	if err := e.conn.Up(ctx, np, backend.UpOptions{RemoveOrphans: true, NoWait: !opts.Wait}); err != nil {
 		return err
 	}
