@@ -11,6 +11,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/compose/v5/pkg/api"
+
+	"github.com/alebellu/denv/compile"
 )
 
 // ComposeFileName is the file name under which [Load] registers the compiled
@@ -39,6 +41,13 @@ const composeSDKVersion = "5.6.0"
 // compose puts on the containers it creates; this is what makes `docker
 // compose ls` and `docker compose -p NAME ps|logs|down` see the environment.
 // Networks and volumes not used by any service are dropped, as compose does.
+//
+// denv's descriptive labels (denv.definition, denv.environment,
+// denv.source, denv.param.*: where a service came from, not how it runs)
+// are moved to CustomLabels too: they still label the containers, but
+// compose's config hash (compose.ServiceHash) leaves CustomLabels out, so an
+// edit that only moves a service's line in its file does not recreate its
+// container on `denv update`.
 func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*types.Project, error) {
 	if projectName == "" {
 		return nil, fmt.Errorf("cannot load the compose project: empty project name")
@@ -90,9 +99,28 @@ func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*ty
 			api.ConfigFilesLabel: strings.Join(project.ComposeFiles, ","),
 			api.OneoffLabel:      "False",
 		}
+		for k, v := range s.Labels {
+			if descriptiveLabel(k) {
+				s.CustomLabels[k] = v
+				delete(s.Labels, k)
+			}
+		}
+		if len(s.Labels) == 0 {
+			s.Labels = nil
+		}
 		project.Services[name] = s
 	}
 	return project.WithoutUnnecessaryResources(), nil
+}
+
+// descriptiveLabel reports whether the compile label k says where a
+// service came from rather than how it runs.
+func descriptiveLabel(k string) bool {
+	switch k {
+	case compile.LabelDefinition, compile.LabelEnvironment, compile.LabelSource:
+		return true
+	}
+	return strings.HasPrefix(k, compile.LabelParamPrefix)
 }
 
 // composeVersion is the value compose itself uses for the

@@ -40,6 +40,8 @@ const (
 	// committed, aborted or released; it holds that process's claim (pid
 	// and time, JSON) for display.
 	LockFile = "lock"
+	// PreviousFile keeps the project an update replaced.
+	PreviousFile = "previous.yaml"
 )
 
 // storeLockFile, in the store's directory, is flock'ed while an ID is
@@ -75,10 +77,16 @@ type Record struct {
 	ID string `json:"id"`
 	// Definition is the definition name (graph.Root.Def) as given.
 	Definition string `json:"definition"`
+	// Source is the definition argument run was given, a file path made
+	// absolute (what `denv update` compiles again by default); empty in
+	// records written before it.
+	Source string `json:"source,omitempty"`
 	// Digest is the sha256 of Project ("sha256:HEX").
 	Digest string `json:"digest"`
 	// Created is when the environment was started.
 	Created time.Time `json:"created"`
+	// Updated is when `denv update` last changed it (zero if never).
+	Updated time.Time `json:"updated,omitzero"`
 	// ClonedFrom is the ID of the source when made by clone, else "".
 	ClonedFrom string `json:"cloned_from,omitempty"`
 	// Engine is the runtime it runs on, a name in cmd/denv's engine set:
@@ -93,6 +101,10 @@ type Record struct {
 	// Project is the exact compiled compose YAML that was started. It is
 	// stored beside the record as compose.yaml, not inside record.json.
 	Project []byte `json:"-"`
+	// Previous is what the environment ran before its last update (nil
+	// if never updated); its project is kept beside the record as
+	// previous.yaml, for `denv update --previous`.
+	Previous *Previous `json:"previous,omitempty"`
 	// Damaged is set by List, instead of failing, for a record that
 	// cannot be read: the one-line reason. Only ID is set then.
 	Damaged string `json:"-"`

@@ -23,6 +23,9 @@ const Name = "local"
 // Engine runs environments as compose projects over a Docker connection.
 type Engine struct {
 	conn *backend.Backend
+	// planned is the new project Plan prepared, reused by Update for the
+	// same deployment (update.go).
+	planned *plannedProject
 }
 
 var _ backend.Engine = (*Engine)(nil)

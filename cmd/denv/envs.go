@@ -58,6 +58,8 @@ type envJSON struct {
 	Services   []string   `json:"services"`
 	Ports      []portJSON `json:"ports"`
 	Created    time.Time  `json:"created"`
+	// Updated is when denv update last changed it; null if never.
+	Updated    *time.Time `json:"updated"`
 	ClonedFrom string     `json:"cloned_from"`
 	Digest     string     `json:"digest"`
 	// Params are the values it was run with, secrets masked.
@@ -155,6 +157,10 @@ func merge(rec records.Record, e backend.EnvState, found bool) envJSON {
 		Digest:     rec.Digest,
 		Params:     rec.Params,
 	}
+	if !rec.Updated.IsZero() {
+		u := rec.Updated
+		j.Updated = &u
+	}
 	if rec.Damaged != "" {
 		j.Definition = "(damaged record: " + rec.Damaged + ")"
 		if !found {
@@ -177,7 +183,7 @@ func envsTable(w io.Writer, list []envJSON) error {
 	// tabwriter writes a few times per cell: one write call at the end
 	bw := bufio.NewWriter(w)
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tSERVICES\tPORTS\tCREATED\tCLONED FROM")
+	fmt.Fprintln(tw, "ID\tDEFINITION\tSTATUS\tSERVICES\tPORTS\tCREATED\tUPDATED\tCLONED FROM")
 	for _, e := range list {
 		ports := make([]string, 0, len(e.Ports))
 		for _, p := range e.Ports {
@@ -187,9 +193,13 @@ func envsTable(w io.Writer, list []envJSON) error {
 			}
 			ports = append(ports, s)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, dash(e.Definition), statusText(e),
+		updated := "-"
+		if e.Updated != nil {
+			updated = e.Updated.Local().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, dash(e.Definition), statusText(e),
 			dash(strings.Join(e.Services, ",")), dash(strings.Join(ports, ",")),
-			e.Created.Local().Format("2006-01-02 15:04:05"), dash(e.ClonedFrom))
+			e.Created.Local().Format("2006-01-02 15:04:05"), updated, dash(e.ClonedFrom))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -68,6 +68,7 @@ func newRootCmd() *cobra.Command {
 		newSnapshotCmd(a),
 		newSnapshotsCmd(a),
 		newRestoreCmd(a),
+		newUpdateCmd(a),
 	)
 	root.AddCommand(newCopierCmds()...)
 	root.AddCommand(newSnapshotCopierCmds()...)

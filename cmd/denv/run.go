@@ -133,6 +133,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	rec := records.Record{
 		ID:         res.ID(),
 		Definition: g.Root.Def,
+		Source:     sourceArg(def),
 		Digest:     digest(yaml),
 		Created:    time.Now().UTC(),
 		Engine:     opts.engine,
