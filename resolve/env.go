@@ -96,11 +96,14 @@ func (r *run) include(from *file, sc *scope, st *grammar.Env) {
 		r.errorf(namePos, "invalid environment name %q: use lowercase letters, digits, '.', '_' and '-' (add AS NAME)", name)
 		return
 	}
-	if prev, ok := sc.includes[name]; ok {
+	prev, dup := sc.includes[name]
+	if dup && st.Ref.Value == prev.Ref {
 		r.errorf(pos, "environment %q is already included at %s", name, prev.Pos)
 		return
 	}
-	sc.failed[name] = true // until it succeeds
+	if !dup {
+		sc.failed[name] = true // until it succeeds
+	}
 	vals := r.with(from, sc, st)
 	f, err := r.lookup(from, ref, pos)
 	if err != nil {
@@ -110,6 +113,16 @@ func (r *run) include(from *file, sc *scope, st *grammar.Env) {
 			r.diags = append(r.diags, d)
 		} else {
 			r.diags = append(r.diags, diag.Wrap(pos, err))
+		}
+		return
+	}
+	if dup {
+		// the same name for what may be another definition: say which
+		// two, as for two definitions meeting across the graph
+		if r.defOf[prev.Env] != f.loc.key() {
+			r.errorf(pos, "environment name %q is used by two definitions: %s (included at %s) and %s; rename one with AS", name, prev.Env.Def, prev.Pos.Short(), f.loc.defName())
+		} else {
+			r.errorf(pos, "environment %q is already included at %s", name, prev.Pos)
 		}
 		return
 	}
@@ -143,7 +156,7 @@ func (r *run) include(from *file, sc *scope, st *grammar.Env) {
 			return
 		}
 	}
-	inc := &Include{Env: env, Pos: pos}
+	inc := &Include{Env: env, Pos: pos, Ref: ref}
 	delete(sc.failed, name)
 	sc.includes[name] = inc
 	sc.env.Includes = append(sc.env.Includes, inc)

@@ -50,6 +50,8 @@ type Env struct {
 type Include struct {
 	Env *Env
 	Pos diag.Pos
+	// Ref is the reference as written in the ENV statement.
+	Ref string
 }
 
 // Exposed is one service in an environment's interface.
