@@ -546,8 +546,11 @@ func (b *bench) lifecycle() {
 			b.run(nil, b.tmp, b.compose, "-p", p, "down", "-v", "-t", "1")
 		}
 	}
-	b.compare(cmds[0][0], median(runT), cmds[0][1], median(upT), 1.05)
-	b.compare(cmds[1][0], median(runT), cmds[1][1], median(upWaitT), 0)
+	// The seed declares READY, so denv run waits for its services to be
+	// healthy, as `up -d --wait` does: that is the comparison with a
+	// target (issue 14: <= 1.05x); `up -d` returns before readiness.
+	b.compare(cmds[0][0], median(runT), cmds[0][1], median(upT), 0)
+	b.compare(cmds[1][0], median(runT), cmds[1][1], median(upWaitT), 1.05)
 	b.compare(cmds[2][0], median(stopT), cmds[2][1], median(cstopT), 0)
 	b.compare(cmds[3][0], median(rmT), cmds[3][1], median(downT), 0)
 }

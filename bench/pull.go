@@ -25,7 +25,7 @@ const (
 // the manifests and finds the layers there, as on a machine that has
 // pulled an earlier tag.
 func (b *bench) pull() {
-	what := [][2]string{{"denv run, seed pulled from the local registry", "docker-compose up -d (pulling)"}}
+	what := [][2]string{{"denv run, seed pulled from the local registry", "docker-compose up -d --wait (pulling)"}}
 	if !b.ready(what, true, "run", "compile") {
 		return
 	}
@@ -34,7 +34,7 @@ func (b *bench) pull() {
 		na(err)
 		return
 	}
-	b.logf("first run pulling from %s vs docker-compose up -d (%d runs)", pullRegistry, b.lifeRuns)
+	b.logf("first run pulling from %s vs docker-compose up -d --wait (%d runs)", pullRegistry, b.lifeRuns)
 	dir := filepath.Join(b.tmp, "pull")
 	cfgDir := filepath.Join(dir, "docker-config")
 	if err := os.MkdirAll(filepath.Join(dir, "ex"), 0o755); err != nil {
@@ -107,7 +107,7 @@ func (b *bench) pull() {
 				if err := untag(); err != nil {
 					return err
 				}
-				r, err := b.run(env, b.tmp, b.compose, "-p", cid, "-f", yaml, "up", "-d")
+				r, err := b.run(env, b.tmp, b.compose, "-p", cid, "-f", yaml, "up", "-d", "--wait")
 				upT = append(upT, r.wall)
 				return err
 			},
