@@ -123,34 +123,22 @@ func (b *Copier) RunStream(ctx context.Context, copierExe string, args []string,
 			fed <- err
 		}()
 	}
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
-	case err := <-h.wait.Error:
-		return fmt.Errorf("%s: %s", what, backend.OneLine(err))
-	case r := <-h.wait.Result:
-		// the exit is known; the output stream ends right after
-		select {
-		case <-h.output:
-		case <-time.After(10 * time.Second):
-		}
-		if err := h.exitErr(r.StatusCode); err != nil {
-			return err
-		}
-		if in != nil {
-			select {
-			case err := <-fed:
-				if err != nil {
-					return fmt.Errorf("%s: cannot write its input: %s", what, backend.OneLine(err))
-				}
-			case <-time.After(10 * time.Second):
-				// both the exporter and the importer read their input
-				// to its end before they succeed
-				return fmt.Errorf("%s: the copier exited before reading all its input", what)
-			}
-		}
-		return nil
+	if err := h.waitExit(ctx, what); err != nil {
+		return err
 	}
+	if in != nil {
+		select {
+		case err := <-fed:
+			if err != nil {
+				return fmt.Errorf("%s: cannot write its input: %s", what, backend.OneLine(err))
+			}
+		case <-time.After(10 * time.Second):
+			// both the exporter and the importer read their input
+			// to its end before they succeed
+			return fmt.Errorf("%s: the copier exited before reading all its input", what)
+		}
+	}
+	return nil
 }
 
 // RemoveVolumesAfterCopiers removes the named volumes, ignoring those

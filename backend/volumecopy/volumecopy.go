@@ -496,7 +496,15 @@ func (b *Copier) runCopier(ctx context.Context, copierExe string, args []string,
 	if err != nil {
 		return err
 	}
+	// close waits until it is removed: no volume is left in use
 	defer h.close()
+	return h.waitExit(ctx, what)
+}
+
+// waitExit waits until the helper container has exited and its output
+// stream has ended, and returns its failure (an error starting with
+// what), or the context's.
+func (h *helper) waitExit(ctx context.Context, what string) error {
 	select {
 	case <-ctx.Done():
 		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
@@ -508,7 +516,6 @@ func (b *Copier) runCopier(ctx context.Context, copierExe string, args []string,
 		case <-h.output:
 		case <-time.After(10 * time.Second):
 		}
-		// close waits until it is removed: no volume is left in use
 		return h.exitErr(r.StatusCode)
 	}
 }
