@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/records"
-	"github.com/alebellu/denv/store"
 )
 
 func newStartCmd(a *app) *cobra.Command {
@@ -126,10 +125,10 @@ func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 
 // recordDirExists reports whether environment id has a record directory.
 func recordDirExists(id string) bool {
-	dir, err := store.DefaultDir()
+	dir, err := recordsDir()
 	if err != nil || records.ValidID(id) != nil {
 		return false
 	}
-	_, err = os.Stat(filepath.Join(dir, "envs", id))
+	_, err = os.Stat(filepath.Join(dir, id))
 	return err == nil
 }

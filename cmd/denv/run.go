@@ -217,11 +217,20 @@ func (a *app) backend(ctx context.Context, progress io.Writer) (*backend.Backend
 
 // openEnvs opens the records of started environments, $DENV_HOME/envs.
 func (a *app) openEnvs() (*records.Store, error) {
-	dir, err := store.DefaultDir()
+	dir, err := recordsDir()
 	if err != nil {
 		return nil, err
 	}
-	return records.Open(filepath.Join(dir, "envs"))
+	return records.Open(dir)
+}
+
+// recordsDir is where the records of environments live: $DENV_HOME/envs.
+func recordsDir() (string, error) {
+	dir, err := store.DefaultDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "envs"), nil
 }
 
 // openEnv opens what every command acting on one environment needs: the
