@@ -42,12 +42,18 @@ func (b *Copier) PauseVolumeUsers(ctx context.Context, volumes []string) (resume
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unpauseTimeout)
 		defer cancel()
 		var errs []error
+		var unpaused []string
 		for _, id := range paused {
 			if _, err := b.api.ContainerUnpause(rctx, id, client.ContainerUnpauseOptions{}); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("cannot unpause container %.12s: %s", id, backend.OneLine(err)))
+				continue
 			}
+			unpaused = append(unpaused, id)
 		}
 		paused = nil
+		if err := b.waitUnpaused(rctx, unpaused); err != nil {
+			errs = append(errs, err)
+		}
 		return errors.Join(errs...)
 	}
 	for _, v := range volumes {
@@ -80,4 +86,35 @@ func containerName(names []string, id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// unpausePoll is how often [Copier.waitUnpaused] asks the engine.
+const unpausePoll = 20 * time.Millisecond
+
+// waitUnpaused returns once the engine reports none of ids as paused.
+// Engine 20.10 records a pause twice: at once, in the pause call, and again
+// when containerd's "paused" event reaches its event loop. A container
+// unpaused quickly (a copy of a small volume) can see that late event after
+// the unpause call returned and show as paused until containerd's "resumed"
+// event follows a moment later, although its processes run. Waiting for the
+// engine to settle makes resume's promise true for whoever looks next
+// (a test, compose's own state checks).
+func (b *Copier) waitUnpaused(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		for {
+			res, err := b.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+			if errdefs.IsNotFound(err) || (err == nil && (res.Container.State == nil || !res.Container.State.Paused)) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("cannot inspect container %.12s after unpausing it: %s", id, backend.OneLine(err))
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("container %.12s still shows as paused after unpausing it", id)
+			case <-time.After(unpausePoll):
+			}
+		}
+	}
+	return nil
 }
