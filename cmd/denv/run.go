@@ -169,7 +169,9 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	d.KeepOnFailure = opts.keep
 	if seed != nil {
 		rec.SeededFrom = seed.Name
-		err = deploySeeded(ctx, cmd.OutOrStdout(), b, d, seed, opts.wait, opts.copier)
+		// the copy's progress on stderr, with compose's: stdout is
+		// the endpoints, as for every run
+		err = deploySeeded(ctx, cmd.ErrOrStderr(), b, d, seed, opts.wait, opts.copier)
 	} else {
 		err = e.Deploy(ctx, d, opts.wait)
 	}

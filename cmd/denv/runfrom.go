@@ -61,7 +61,7 @@ func seedPairs(p *types.Project, s *snapshotInfo) []clone.VolumePair {
 
 // deploySeeded creates the local environment d (its volumes, then its
 // containers, not started, while the copier starts), copies snapshot s's
-// volumes into its named volumes, and starts it as the local engine's
+// volumes into its named volumes (progress on out), and starts it as the local engine's
 // Deploy does (with wait, until every container runs; else until the
 // services with a healthcheck are healthy). When a step fails, everything
 // of d is removed, or, with d.KeepOnFailure once its containers exist,

@@ -123,9 +123,16 @@ func TestE2ERunFromImportedSnapshot(t *testing.T) {
 	dst := src + "-n"
 	downOnCleanup(t, b, dst)
 	def := writeDef(t, "PARAM note = \"none\"\nIMAGE ex/db\n  SET NOTE=${note}\n  VOLUME data:/data\n  PORT 8080\nEXPOSE db\n")
-	out := mustDenv(t, "run", def, "-n", dst, "--from", snap, "--set", "note=seeded")
-	if !strings.Contains(out, "seeding "+dst+" from snapshot "+snap) || !strings.Contains(out, "volume data: copied") {
-		t.Errorf("run --from did not say it seeded the volume:\n%s", out)
+	out, errOut, code := denv(t, "run", def, "-n", dst, "--from", snap, "--set", "note=seeded")
+	if code != 0 {
+		t.Fatalf("run --from: exit %d\n%s", code, errOut)
+	}
+	// the copy's progress on stderr: stdout is the endpoints, as for run
+	if !strings.Contains(errOut, "seeding "+dst+" from snapshot "+snap) || !strings.Contains(errOut, "volume data: copied") {
+		t.Errorf("run --from did not say it seeded the volume:\n%s", errOut)
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "db  http://127.0.0.1:") {
+		t.Errorf("run --from printed %q on stdout, want only the endpoint", out)
 	}
 	dstURL := endpoint(t, out, "db")
 	if got := mustHTTP(t, "GET", dstURL+"/kv/big", ""); got != big {
