@@ -187,7 +187,8 @@ the first free ID-N). The containers that mount the volumes are paused
 (frozen) during the copy only, as for clone, so a database is captured as a
 crash would leave it, which it recovers from. Bind mounts are not captured.
 
-'denv restore ID NAME' puts the data back; 'denv snapshots' lists them;
+'denv restore ID NAME' puts the data back; 'denv run DEF --from NAME'
+starts a new environment with it; 'denv snapshots' lists them;
 'denv snapshot rm|export|import' remove, write to a file and read back.
 'denv rm --volumes' does not remove an environment's snapshots.`,
 		Args: exactArgs(1, "ID"),
