@@ -2,7 +2,8 @@
 // rewrite of the source's recorded project for the clone (its name, fixed
 // host ports made ephemeral), the check that the clone shares nothing
 // with the source, the pairing of the source's volumes with the clone's,
-// and the rollback that removes everything made for a clone that failed.
+// and the rollback that removes everything made for a clone that failed
+// (also for `denv run --from SNAPSHOT`, which makes the same things).
 // cmd/denv carries it out with backend and backend/volumecopy; this
 // package needs no Docker and is unit-tested without one.
 package clone
@@ -142,6 +143,10 @@ type Rollback struct {
 	Volumes []string
 	// Started is set once the clone's containers may exist.
 	Started bool
+	// What is the failed operation, as in "cannot WHAT: ..."; empty
+	// means "clone SrcID to ID" (`denv run --from` seeds a new
+	// environment from a snapshot with the same steps).
+	What string
 }
 
 // Run removes what r records through rm (then abort, releasing the
@@ -157,9 +162,13 @@ func (r *Rollback) Run(ctx context.Context, rm Remover, notFound error, abort fu
 		}
 	}
 	errs = append(errs, rm.RemoveVolumes(ctx, r.Volumes), abort())
-	msg := fmt.Sprintf("cannot clone %s to %s: %s; nothing of %s was kept", r.SrcID, r.ID, oneLine(cause), r.ID)
+	what := r.What
+	if what == "" {
+		what = fmt.Sprintf("clone %s to %s", r.SrcID, r.ID)
+	}
+	msg := fmt.Sprintf("cannot %s: %s; nothing of %s was kept", what, oneLine(cause), r.ID)
 	if cerr := errors.Join(errs...); cerr != nil {
-		msg = fmt.Sprintf("cannot clone %s to %s: %s; removing %s failed: %s", r.SrcID, r.ID, oneLine(cause), r.ID, oneLine(cerr))
+		msg = fmt.Sprintf("cannot %s: %s; removing %s failed: %s", what, oneLine(cause), r.ID, oneLine(cerr))
 	}
 	return errors.New(msg)
 }

@@ -162,6 +162,8 @@ func TestRollback(t *testing.T) {
 			[]string{"down b", "rm ", "abort"}, "cannot clone a to b: copy failed: disk full; nothing of b was kept"},
 		{"removal fails", clone.Rollback{SrcID: "a", ID: "b", Started: true, Volumes: []string{"b_data"}}, remover{volErr: errors.New("volume in use")},
 			[]string{"down b", "rm b_data", "abort"}, "cannot clone a to b: copy failed: disk full; removing b failed: volume in use"},
+		{"another operation", clone.Rollback{ID: "b", Started: true, Volumes: []string{"b_data"}, What: "run b from snapshot s"}, remover{},
+			[]string{"down b", "rm b_data", "abort"}, "cannot run b from snapshot s: copy failed: disk full; nothing of b was kept"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rm := c.rm

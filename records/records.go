@@ -89,6 +89,9 @@ type Record struct {
 	Updated time.Time `json:"updated,omitzero"`
 	// ClonedFrom is the ID of the source when made by clone, else "".
 	ClonedFrom string `json:"cloned_from,omitempty"`
+	// SeededFrom is the snapshot its volumes were filled from when made
+	// by `denv run --from`, else "".
+	SeededFrom string `json:"seeded_from,omitempty"`
 	// Engine is the runtime it runs on, a name in cmd/denv's engine set:
 	// "local" (Docker Compose; also when empty) or "swarm" (a stack).
 	Engine string `json:"engine"`

@@ -144,7 +144,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	// container on overlayfs flushes the host's dirty pages, which after
 	// the copy would be the whole copy. The copier starts meanwhile.
 	rb.Started = true
-	cp, err := createAndStartCopier(ctx, b, vc, p, src.ID, opts.copier)
+	cp, err := createAndStartCopier(ctx, b, vc, p, clone.Pairs(p, src.ID), opts.copier)
 	if err != nil {
 		return err
 	}
@@ -185,31 +185,32 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	return printEndpoints(ctx, out, e, id)
 }
 
-// cloneCopy is the copier of a clone, started and waiting.
+// cloneCopy is the copier of a clone (or of a run seeded from a
+// snapshot), started and waiting.
 type cloneCopy struct {
 	copy *volumecopy.VolumeCopy
-	// pairs are the source's and the clone's volume of each key of the
-	// project, in the copier's order.
+	// pairs are the source's and the new environment's volume of each
+	// key of the project, in the copier's order.
 	pairs []clone.VolumePair
 }
 
-// createAndStartCopier creates the clone p's containers and, at the same
-// time, starts a copier for every named volume of the source environment
-// srcID (nil when there is none). On error, a copier it started is
-// closed.
-func createAndStartCopier(ctx context.Context, b *backend.Backend, vc *volumecopy.Copier, p *types.Project, srcID, copier string) (*cloneCopy, error) {
-	cc := cloneCopy{pairs: clone.Pairs(p, srcID)}
+// createAndStartCopier creates the new environment p's containers and,
+// at the same time, starts a copier for pairs (each source volume into
+// p's volume of the same key; nil when there is none). On error, a
+// copier it started is closed.
+func createAndStartCopier(ctx context.Context, b *backend.Backend, vc *volumecopy.Copier, p *types.Project, pairs []clone.VolumePair, copier string) (*cloneCopy, error) {
+	cc := cloneCopy{pairs: pairs}
 	if len(cc.pairs) == 0 {
 		return nil, b.Create(ctx, p)
 	}
-	pairs := make([]volumecopy.VolumePair, len(cc.pairs))
+	vp := make([]volumecopy.VolumePair, len(cc.pairs))
 	for i, pr := range cc.pairs {
-		pairs[i] = volumecopy.VolumePair{Src: pr.Src, Dst: pr.Dst}
+		vp[i] = volumecopy.VolumePair{Src: pr.Src, Dst: pr.Dst}
 	}
 	created := make(chan error, 1)
 	go func() { created <- b.Create(ctx, p) }()
 	var err error
-	cc.copy, err = vc.StartCopy(ctx, pairs, copier)
+	cc.copy, err = vc.StartCopy(ctx, vp, copier)
 	if cerr := <-created; cerr != nil {
 		if cc.copy != nil {
 			cc.copy.Close()

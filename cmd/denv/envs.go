@@ -61,7 +61,10 @@ type envJSON struct {
 	// Updated is when denv update last changed it; null if never.
 	Updated    *time.Time `json:"updated"`
 	ClonedFrom string     `json:"cloned_from"`
-	Digest     string     `json:"digest"`
+	// SeededFrom is the snapshot `run --from` filled its volumes from;
+	// absent when none.
+	SeededFrom string `json:"seeded_from,omitempty"`
+	Digest     string `json:"digest"`
 	// Params are the values it was run with, secrets masked.
 	Params map[string]string `json:"params,omitempty"`
 	// Health counts the running containers whose healthcheck has not
@@ -154,6 +157,7 @@ func merge(rec records.Record, e backend.EnvState, found bool) envJSON {
 		Ports:      []portJSON{},
 		Created:    rec.Created,
 		ClonedFrom: rec.ClonedFrom,
+		SeededFrom: rec.SeededFrom,
 		Digest:     rec.Digest,
 		Params:     rec.Params,
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/backend/volumecopy"
 	"github.com/alebellu/denv/records"
 	"github.com/alebellu/denv/store"
 )
@@ -34,12 +35,16 @@ type runOptions struct {
 	wait        bool
 	keep        bool
 	sets        []string
+	// from is the snapshot to seed the volumes with (--from); copier is
+	// the executable copying them (DENV_COPIER, empty: this one).
+	from   string
+	copier string
 }
 
 func newRunCmd(a *app) *cobra.Command {
 	var opts runOptions
 	cmd := &cobra.Command{
-		Use:   "run DEF [-n NAME]",
+		Use:   "run DEF [-n NAME] [--from SNAPSHOT]",
 		Short: "Start an environment",
 		Long: `Run compiles DEF (a .denv file, a stored definition or a github: reference)
 and starts it, detached, as the Docker Compose project NAME, then prints
@@ -60,13 +65,22 @@ midway, 'denv envs --all' shows NAME as incomplete and
 With --engine swarm the environment is deployed as the Docker Swarm stack
 NAME on the engine (which must be a swarm manager): overlay networks per
 environment, one replica per service, published ports in ingress mode.
-envs, start, stop (scale to 0), rm work on it as on a local one.`,
+envs, start, stop (scale to 0), rm work on it as on a local one.
+
+With --from SNAPSHOT the environment starts with the snapshot's data: its
+containers are created, every named volume is filled with the snapshot's
+volume of the same key (the snapshot must have exactly the project's
+volume keys, as for 'denv restore'), then it is started as above. If
+anything fails, nothing of NAME is kept (with --keep-on-failure, what
+was created is kept, unrecorded). Local engine only.`,
 		Args:              exactArgs(1, "DEF"),
 		ValidArgsFunction: completeDefs(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.copier = a.getenv("DENV_COPIER")
 			return runRun(cmd, a, opts, args[0])
 		},
 	}
+	cmd.Flags().StringVar(&opts.from, "from", "", "fill the named volumes with the data of snapshot `SNAPSHOT` before starting")
 	cmd.Flags().StringVarP(&opts.name, "name", "n", "", "environment id `NAME` (default: a free id from the definition's name)")
 	cmd.Flags().StringArrayVar(&opts.sets, "set", nil, "give the definition's parameter a value, `NAME=VALUE` (repeatable)")
 	cmd.Flags().BoolVar(&opts.wait, "wait", false, "wait until every container runs (healthy, when it has a healthcheck), like 'docker compose up --wait'")
@@ -85,6 +99,9 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 			return err
 		}
 	}
+	if err := checkFrom(opts.from, opts.engine); err != nil {
+		return err
+	}
 	// Ctrl-C while starting still cleans up (Up removes what it created).
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -100,6 +117,13 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 		return err
 	}
 	defer b.Close()
+	// the snapshot is matched before anything is written
+	var seed *snapshotInfo
+	if opts.from != "" {
+		if seed, err = seedSnapshot(ctx, volumecopy.New(b), opts.from, def, p); err != nil {
+			return err
+		}
+	}
 	es, err := a.openEnvs()
 	if err != nil {
 		return err
@@ -143,14 +167,23 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	}
 	d := deployment(rec)
 	d.KeepOnFailure = opts.keep
-	if err := e.Deploy(ctx, d, opts.wait); err != nil {
+	if seed != nil {
+		rec.SeededFrom = seed.Name
+		// the copy's progress on stderr, with compose's: stdout is
+		// the endpoints, as for every run
+		err = deploySeeded(ctx, cmd.ErrOrStderr(), b, d, seed, opts.wait, opts.copier)
+	} else {
+		err = e.Deploy(ctx, d, opts.wait)
+	}
+	if err != nil {
 		return err
 	}
 	if err := res.Commit(rec); err != nil {
-		// Nothing recorded: do not leave an environment no command knows.
+		// Nothing recorded: do not leave an environment no command knows
+		// (nor, when seeded, the copy of the snapshot's data).
 		downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if derr := e.Remove(downCtx, rec.ID, true, false); derr != nil {
+		if derr := e.Remove(downCtx, rec.ID, true, seed != nil); derr != nil {
 			return fmt.Errorf("%w (and removing the environment failed: %v)", err, derr)
 		}
 		return err

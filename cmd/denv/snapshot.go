@@ -187,7 +187,8 @@ the first free ID-N). The containers that mount the volumes are paused
 (frozen) during the copy only, as for clone, so a database is captured as a
 crash would leave it, which it recovers from. Bind mounts are not captured.
 
-'denv restore ID NAME' puts the data back; 'denv snapshots' lists them;
+'denv restore ID NAME' puts the data back; 'denv run DEF --from NAME'
+starts a new environment with it; 'denv snapshots' lists them;
 'denv snapshot rm|export|import' remove, write to a file and read back.
 'denv rm --volumes' does not remove an environment's snapshots.`,
 		Args: exactArgs(1, "ID"),
@@ -591,6 +592,16 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 // matchKeys refuses a snapshot whose volume keys are not the
 // environment's, naming the difference.
 func matchKeys(id string, vols []clone.VolumePair, s *snapshotInfo) error {
+	if why := volumeMismatch(id, vols, s); why != "" {
+		return fmt.Errorf("cannot restore snapshot %s into %s: %s", s.Name, id, why)
+	}
+	return nil
+}
+
+// volumeMismatch says how the volume keys of vols (the named volumes of
+// who) differ from snapshot s's, naming both sides, or returns "" when
+// they are the same: restore and run --from refuse such a snapshot.
+func volumeMismatch(who string, vols []clone.VolumePair, s *snapshotInfo) string {
 	env := map[string]bool{}
 	var missing, extra []string
 	for _, v := range vols {
@@ -604,17 +615,14 @@ func matchKeys(id string, vols []clone.VolumePair, s *snapshotInfo) error {
 			extra = append(extra, k)
 		}
 	}
-	if len(missing) == 0 && len(extra) == 0 {
-		return nil
-	}
 	var why []string
 	if len(missing) > 0 {
-		why = append(why, fmt.Sprintf("%s has volumes %s that the snapshot lacks", id, strings.Join(missing, ", ")))
+		why = append(why, fmt.Sprintf("%s has volumes %s that the snapshot lacks", who, strings.Join(missing, ", ")))
 	}
 	if len(extra) > 0 {
-		why = append(why, fmt.Sprintf("the snapshot has volumes %s that %s lacks", strings.Join(extra, ", "), id))
+		why = append(why, fmt.Sprintf("the snapshot has volumes %s that %s lacks", strings.Join(extra, ", "), who))
 	}
-	return fmt.Errorf("cannot restore snapshot %s into %s: %s", s.Name, id, strings.Join(why, "; "))
+	return strings.Join(why, "; ")
 }
 
 func newSnapshotExportCmd(a *app) *cobra.Command {
