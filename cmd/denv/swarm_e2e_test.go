@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 
@@ -46,20 +47,19 @@ func requireSwarm(t *testing.T, b *backend.Backend) {
 	})
 }
 
-// TestE2ESwarmExpertSystem deploys the seed's expert-system environment as
-// a stack with denv run --engine swarm, gets web/db/worker ok from the
-// expert system on its ingress port, checks encapsulation on the stack's
-// networks, stops (scale to 0), starts and removes it.
-func TestE2ESwarmExpertSystem(t *testing.T) {
+// TestE2ESwarm makes the engine a one-node swarm once (and leaves it as
+// it found it, even on failure) for the swarm engine's tests, run one
+// after the other.
+func TestE2ESwarm(t *testing.T) {
 	b := e2e(t)
 	ctx := context.Background()
-	id := backendtest.ProjectName(t)
 	def, err := filepath.Abs("../../examples/expert-system-env.denv")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if active, _, err := stack.New(b).SwarmActive(ctx); err == nil && !active {
 		// outside a swarm: one line, nothing recorded
+		id := backendtest.ProjectName(t)
 		_, errOut, code := denv(t, "run", "--engine", "swarm", def, "-n", id)
 		if code == 0 || !strings.Contains(errOut, "not a swarm manager") || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("run --engine swarm outside a swarm: exit %d, %q", code, errOut)
@@ -69,13 +69,6 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 		}
 	}
 	requireSwarm(t, b)
-	// registered after requireSwarm's cleanup, so it runs before the leave
-	t.Cleanup(func() {
-		if err := stack.New(b).RemoveStack(context.Background(), id, true); err != nil {
-			t.Error(err)
-		}
-	})
-
 	// The routing mesh (ingress ports, virtual IPs) needs the kernel's IPVS,
 	// which Docker loads at swarm init; without it (some CI kernels) the
 	// ports are published in host mode. Ingress output is golden-tested.
@@ -84,6 +77,30 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 		mode = "host"
 		t.Logf("no /proc/net/ip_vs: publishing in host mode")
 	}
+	t.Run("ExpertSystem", func(t *testing.T) { testSwarmExpertSystem(t, b, def, mode) })
+	t.Run("Update", func(t *testing.T) { testSwarmUpdate(t, b) })
+}
+
+// removeStackOnCleanup removes stack id (volumes too) when the test ends,
+// before the swarm is left.
+func removeStackOnCleanup(t *testing.T, b *backend.Backend, id string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := stack.New(b).RemoveStack(ctx, id, true); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// testSwarmExpertSystem deploys the seed's expert-system environment as
+// a stack with denv run --engine swarm, gets web/db/worker ok from the
+// expert system on its published port, checks encapsulation on the stack's
+// networks, stops (scale to 0), starts and removes it.
+func testSwarmExpertSystem(t *testing.T, b *backend.Backend, def, mode string) {
+	ctx := context.Background()
+	id := backendtest.ProjectName(t)
+	removeStackOnCleanup(t, b, id)
 	out := mustDenv(t, "run", "--engine", "swarm", "--publish-mode", mode, def, "-n", id)
 	url := endpoint(t, out, "expert-system")
 	answers := func() error { return seedOK(url) }
