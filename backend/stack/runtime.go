@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containerd/errdefs"
 	"github.com/docker/cli/cli/compose/convert"
 	"github.com/docker/cli/cli/compose/loader"
 	clitypes "github.com/docker/cli/cli/compose/types"
@@ -290,58 +289,21 @@ func (e *Engine) stackServices(ctx context.Context, name string) ([]swarm.Servic
 	return res.Items, nil
 }
 
-// RemoveStack removes the services and networks of stack name, as
-// `docker stack rm` does, and its volumes too when removeVolumes is set
-// (`docker stack rm` keeps them).
+// RemoveStack removes the services, configs, secrets and networks of
+// stack name, as `docker stack rm` does, and its volumes too when
+// removeVolumes is set (`docker stack rm` keeps them).
 func (e *Engine) RemoveStack(ctx context.Context, name string, removeVolumes bool) error {
-	svcs, err := e.stackServices(ctx, name)
+	if err := e.requireManager(ctx); err != nil {
+		return fmt.Errorf("stack %s: %w", name, err)
+	}
+	l, err := e.Leftovers(ctx, name)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, s := range svcs {
-		if _, err := e.api.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove service %s: %s", s.Spec.Name, backend.OneLine(err)))
-		}
+	if !removeVolumes {
+		l.Volumes = nil
 	}
-	nets, err := e.api.NetworkList(ctx, client.NetworkListOptions{Filters: stackFilter(name)})
-	if err != nil {
-		return fmt.Errorf("stack %s: cannot list networks: %s", name, backend.OneLine(err))
-	}
-	for _, n := range nets.Items {
-		// a network is busy until the tasks' containers are gone
-		if err := retry(ctx, func() error {
-			_, err := e.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-			if errdefs.IsNotFound(err) {
-				return nil
-			}
-			return err
-		}); err != nil {
-			errs = append(errs, fmt.Errorf("remove network %s: %s", n.Name, backend.OneLine(err)))
-		}
-	}
-	if removeVolumes {
-		vols, err := e.api.VolumeList(ctx, client.VolumeListOptions{Filters: stackFilter(name)})
-		if err != nil {
-			return fmt.Errorf("stack %s: cannot list volumes: %s", name, backend.OneLine(err))
-		}
-		for _, v := range vols.Items {
-			// a volume is in use until the tasks' containers are gone
-			if err := retry(ctx, func() error {
-				_, err := e.api.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{})
-				if errdefs.IsNotFound(err) {
-					return nil
-				}
-				return err
-			}); err != nil {
-				errs = append(errs, fmt.Errorf("remove volume %s: %s", v.Name, backend.OneLine(err)))
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("stack %s: %w", name, errors.Join(errs...))
-	}
-	return nil
+	return e.removeLeftovers(ctx, name, l)
 }
 
 // ScaleStack sets every service of stack name to replicas tasks: 0 stops

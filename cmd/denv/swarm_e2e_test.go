@@ -79,6 +79,8 @@ func TestE2ESwarm(t *testing.T) {
 	}
 	t.Run("ExpertSystem", func(t *testing.T) { testSwarmExpertSystem(t, b, def, mode) })
 	t.Run("Update", func(t *testing.T) { testSwarmUpdate(t, b) })
+	bin := buildDenv(t)
+	t.Run("KilledRun", func(t *testing.T) { testSwarmKilledRun(t, b, bin) })
 }
 
 // removeStackOnCleanup removes stack id (volumes too) when the test ends,
