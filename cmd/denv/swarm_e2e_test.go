@@ -81,6 +81,7 @@ func TestE2ESwarm(t *testing.T) {
 	t.Run("Update", func(t *testing.T) { testSwarmUpdate(t, b) })
 	bin := buildDenv(t)
 	t.Run("KilledRun", func(t *testing.T) { testSwarmKilledRun(t, b, bin) })
+	t.Run("Registry", func(t *testing.T) { testSwarmRegistry(t, b, bin, mode) })
 }
 
 // removeStackOnCleanup removes stack id (volumes too) when the test ends,
