@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,9 +80,21 @@ func TestE2ESwarm(t *testing.T) {
 	}
 	t.Run("ExpertSystem", func(t *testing.T) { testSwarmExpertSystem(t, b, def, mode) })
 	t.Run("Update", func(t *testing.T) { testSwarmUpdate(t, b) })
-	bin := buildDenv(t)
-	t.Run("KilledRun", func(t *testing.T) { testSwarmKilledRun(t, b, bin) })
-	t.Run("Registry", func(t *testing.T) { testSwarmRegistry(t, b, bin, mode) })
+	t.Run("Ready", func(t *testing.T) { testSwarmReady(t, b, mode) })
+	// the denv executable, built once for the subtests that need one
+	binDir := t.TempDir()
+	bin := func(t *testing.T) string {
+		t.Helper()
+		path := filepath.Join(binDir, "denv")
+		if _, err := os.Stat(path); err != nil {
+			if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+				t.Fatalf("building denv: %v\n%s", err, out)
+			}
+		}
+		return path
+	}
+	t.Run("KilledRun", func(t *testing.T) { testSwarmKilledRun(t, b, bin(t)) })
+	t.Run("Registry", func(t *testing.T) { testSwarmRegistry(t, b, bin(t), mode) })
 }
 
 // removeStackOnCleanup removes stack id (volumes too) when the test ends,
