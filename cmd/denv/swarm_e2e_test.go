@@ -120,7 +120,7 @@ func testSwarmExpertSystem(t *testing.T, b *backend.Backend, def, mode string) {
 	out := mustDenv(t, "run", "--engine", "swarm", "--publish-mode", mode, def, "-n", id)
 	url := endpoint(t, out, "expert-system")
 	answers := func() error { return seedOK(url) }
-	poll(t, "expert-system answers web/db/worker ok on the swarm", answers)
+	swarmPoll(t, "expert-system answers web/db/worker ok on the swarm", answers)
 
 	// Encapsulation on the running stack's networks.
 	nets, err := stack.New(b).StackNetworks(ctx, id)
@@ -152,7 +152,7 @@ func testSwarmExpertSystem(t *testing.T, b *backend.Backend, def, mode string) {
 
 	// stop scales to 0 and keeps the stack; start brings it back.
 	mustDenv(t, "stop", id)
-	poll(t, "the stack stops", func() error {
+	swarmPoll(t, "the stack stops", func() error {
 		if e, _ := listed(t, id, false); e.Status != "stopped" {
 			return fmt.Errorf("status %q", e.Status)
 		}
@@ -160,7 +160,7 @@ func testSwarmExpertSystem(t *testing.T, b *backend.Backend, def, mode string) {
 	})
 	// a new task: in host mode an open host port may change
 	url = endpoint(t, mustDenv(t, "start", id), "expert-system")
-	poll(t, "expert-system answers again after start", answers)
+	swarmPoll(t, "expert-system answers again after start", answers)
 
 	if _, errOut, code := denv(t, "rm", id); code == 0 || !strings.Contains(errOut, "is running") {
 		t.Errorf("rm of a running stack: exit %d, %q", code, errOut)
@@ -170,7 +170,7 @@ func testSwarmExpertSystem(t *testing.T, b *backend.Backend, def, mode string) {
 		t.Errorf("services left after rm: %v %v", svcs, err)
 	}
 	// swarm removes networks asynchronously
-	poll(t, "the stack's networks are removed", func() error {
+	swarmPoll(t, "the stack's networks are removed", func() error {
 		left, err := dockerClient(t).NetworkList(ctx, client.NetworkListOptions{
 			Filters: client.Filters{}.Add("label", "com.docker.stack.namespace="+id),
 		})
@@ -181,5 +181,23 @@ func testSwarmExpertSystem(t *testing.T, b *backend.Backend, def, mode string) {
 	})
 	if _, ok := listed(t, id, true); ok {
 		t.Errorf("%s still listed after rm", id)
+	}
+}
+
+// swarmPoll is poll with a longer deadline: on a loaded machine a swarm
+// may replace a task whose healthcheck timed out, and its name does not
+// resolve until the new task runs.
+func swarmPoll(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -49,7 +49,7 @@ func testSwarmRegistry(t *testing.T, b *backend.Backend, bin, mode string) {
 		t.Fatalf("run: exit %d\n%s", code, errOut)
 	}
 	url := endpoint(t, out, "expert-system")
-	poll(t, "expert-system answers web/db/worker ok on the swarm", func() error { return seedOK(url) })
+	swarmPoll(t, "expert-system answers web/db/worker ok on the swarm", func() error { return seedOK(url) })
 
 	// The node pulls on its own, with the credentials stored with each
 	// service: this denv has none.
@@ -66,7 +66,7 @@ func testSwarmRegistry(t *testing.T, b *backend.Backend, bin, mode string) {
 		t.Fatalf("start without credentials: exit %d\n%s", code, errOut)
 	}
 	url = endpoint(t, out, "expert-system")
-	poll(t, "expert-system answers again, its images pulled by the node", func() error { return seedOK(url) })
+	swarmPoll(t, "expert-system answers again, its images pulled by the node", func() error { return seedOK(url) })
 	for _, ref := range refs {
 		if _, err := c.ImageInspect(ctx, ref); err != nil {
 			t.Errorf("%s not pulled again by the node: %v", ref, err)

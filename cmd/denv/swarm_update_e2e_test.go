@@ -130,7 +130,7 @@ func testSwarmUpdate(t *testing.T, b *backend.Backend) {
 	write("IMAGE ex/db VOLUME data:/data SET A=1\nIMAGE ex/web\nEXPOSE db\n")
 	mustDenv(t, "run", "--engine", "swarm", "--publish-mode", "host", def, "-n", id)
 	value := hex.EncodeToString(random)
-	poll(t, "PUT into db", kv("PUT", value))
+	swarmPoll(t, "PUT into db", kv("PUT", value))
 	before, rec0 := stackState(t, c, id), record()
 	if len(before) != 2 || before["db"].Container == "" || before["web"].Container == "" {
 		t.Fatalf("stack after run: %+v", before)
@@ -162,7 +162,7 @@ func testSwarmUpdate(t *testing.T, b *backend.Backend) {
 		after["db"].Task == before["db"].Task || after["db"].Container == before["db"].Container {
 		t.Errorf("stack %+v -> %+v: want db updated (new task), web untouched", before, after)
 	}
-	poll(t, "GET the stored value after the update", kv("GET", value))
+	swarmPoll(t, "GET the stored value after the update", kv("GET", value))
 	if e, ok := listed(t, id, false); !ok || e.Updated == nil || e.Status != "running" {
 		t.Errorf("denv envs: %+v, want running, updated set", e)
 	}
@@ -192,7 +192,7 @@ func testSwarmUpdate(t *testing.T, b *backend.Backend) {
 	if back["web"].Container == "" || len(back) != 2 || back["db"] != third["db"] {
 		t.Errorf("--previous: %+v, want db (untouched) and web", back)
 	}
-	poll(t, "GET the stored value after --previous", kv("GET", value))
+	swarmPoll(t, "GET the stored value after --previous", kv("GET", value))
 
 	mustDenv(t, "rm", "--force", "--volumes", id)
 	if left := stackState(t, c, id); len(left) != 0 {
