@@ -336,7 +336,7 @@ func (e *Engine) Update(ctx context.Context, old, new backend.Deployment, opts b
 			s := l.Spec
 			r := replicas(spec)
 			s.Mode.Replicated.Replicas = &r
-			if _, uerr := e.api.ServiceUpdate(ctx, l.ID, client.ServiceUpdateOptions{Version: l.Version, Spec: s}); uerr != nil {
+			if uerr := e.serviceUpdate(ctx, l, client.ServiceUpdateOptions{Spec: s}); uerr != nil {
 				err = fmt.Errorf("stack %s: cannot start service %s: %s", np.name, s.Name, backend.OneLine(uerr))
 			}
 		}
@@ -389,10 +389,30 @@ func (e *Engine) updateService(ctx context.Context, name string, l swarm.Service
 	if err != nil {
 		return fmt.Errorf("stack %s: service %s: %w", name, spec.Name, err)
 	}
-	if _, err := e.api.ServiceUpdate(ctx, l.ID, client.ServiceUpdateOptions{Version: l.Version, Spec: spec, EncodedRegistryAuth: auth}); err != nil {
+	if err := e.serviceUpdate(ctx, l, client.ServiceUpdateOptions{Spec: spec, EncodedRegistryAuth: auth}); err != nil {
 		return fmt.Errorf("stack %s: cannot update service %s: %s", name, spec.Name, backend.OneLine(err))
 	}
 	return nil
+}
+
+// serviceUpdate updates service l with opts at l's version; when swarm
+// changed the service meanwhile (it records an update's progress a few
+// seconds after its task runs: "update out of sequence"), it reads the
+// new version and tries again, a few times.
+func (e *Engine) serviceUpdate(ctx context.Context, l swarm.Service, opts client.ServiceUpdateOptions) error {
+	version := l.Version
+	for attempt := 0; ; attempt++ {
+		opts.Version = version
+		_, err := e.api.ServiceUpdate(ctx, l.ID, opts)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "out of sequence") {
+			return err
+		}
+		res, ierr := e.api.ServiceInspect(ctx, l.ID, client.ServiceInspectOptions{})
+		if ierr != nil {
+			return err
+		}
+		version = res.Service.Version
+	}
 }
 
 // stackNetworks maps the engine names of the networks of stack name to
