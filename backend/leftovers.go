@@ -21,6 +21,32 @@ type Leftovers struct {
 	Networks []LeftoverNetwork
 	// Volumes are the names of the project's volumes.
 	Volumes []string
+	// Services are a swarm stack's services (the swarm engine's
+	// leftovers; the local engine has none).
+	Services []LeftoverService
+	// Configs and Secrets are the names of a swarm stack's configs and
+	// secrets.
+	Configs, Secrets []string
+}
+
+// LeftoverService is one swarm service of [Leftovers].
+type LeftoverService struct {
+	ID   string
+	Name string
+	// Running counts its running tasks.
+	Running uint64
+}
+
+// Salvager is implemented by the engines that find and remove what a run
+// left of environment id without its record (a run killed midway: `denv
+// envs --all` shows it incomplete, `denv rm` removes it), by the labels
+// the engine puts on everything it creates (compose project, stack
+// namespace).
+type Salvager interface {
+	// Leftovers lists what environment id has on this engine.
+	Leftovers(ctx context.Context, id string) (Leftovers, error)
+	// RemoveLeftovers removes it all; volumes only with volumes.
+	RemoveLeftovers(ctx context.Context, id string, volumes bool) error
 }
 
 // LeftoverNetwork is one network of [Leftovers].
@@ -38,7 +64,8 @@ type LeftoverContainer struct {
 	State string
 }
 
-// Running returns the names of the containers that run (or restart).
+// Running returns the names of the containers that run (or restart) and
+// of the services that run tasks.
 func (l Leftovers) Running() []string {
 	var names []string
 	for _, c := range l.Containers {
@@ -46,12 +73,18 @@ func (l Leftovers) Running() []string {
 			names = append(names, c.Name)
 		}
 	}
+	for _, s := range l.Services {
+		if s.Running > 0 {
+			names = append(names, "service "+s.Name)
+		}
+	}
 	return names
 }
 
 // Empty reports whether nothing is left.
 func (l Leftovers) Empty() bool {
-	return len(l.Containers) == 0 && len(l.Networks) == 0 && len(l.Volumes) == 0
+	return len(l.Containers) == 0 && len(l.Networks) == 0 && len(l.Volumes) == 0 &&
+		len(l.Services) == 0 && len(l.Configs) == 0 && len(l.Secrets) == 0
 }
 
 // leftoverFilter selects what carries the compose project label of

@@ -113,8 +113,13 @@ func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*ty
 	return project.WithoutUnnecessaryResources(), nil
 }
 
-// descriptiveLabel reports whether the compile label k says where a
-// service came from rather than how it runs.
+// DescriptiveLabel reports whether the compile label k says where a
+// service came from rather than how it runs (denv.definition,
+// denv.environment, denv.source, denv.param.*): not part of what an
+// update compares, on any engine.
+func DescriptiveLabel(k string) bool { return descriptiveLabel(k) }
+
+// descriptiveLabel is [DescriptiveLabel].
 func descriptiveLabel(k string) bool {
 	switch k {
 	case compile.LabelDefinition, compile.LabelEnvironment, compile.LabelSource:

@@ -15,6 +15,28 @@ import (
 // ports and volumes in their short forms. Compose's own labels
 // (CustomLabels) are not part of the configuration and not compared.
 func diffService(o, n types.ServiceConfig) []Change {
+	return diffFields(o, n, func(k string) (Change, bool) {
+		switch k {
+		case "ports":
+			return Change{Field: k, Old: ports(o.Ports), New: ports(n.Ports)}, true
+		case "volumes":
+			return Change{Field: k, Old: volumes(o.Volumes), New: volumes(n.Volumes)}, true
+		}
+		return Change{}, false
+	})
+}
+
+// Fields lists the field-level differences between two configurations
+// that encode as JSON objects, for engines whose configuration is not
+// compose-go's (the swarm engine's stack-file services): the top-level
+// attributes, one level into objects, sorted.
+func Fields(o, n any) []Change {
+	return diffFields(o, n, func(string) (Change, bool) { return Change{}, false })
+}
+
+// diffFields is the field diff of o and n; special renders a differing
+// top-level attribute itself when it returns true.
+func diffFields(o, n any, special func(k string) (Change, bool)) []Change {
 	om, err1 := fields(o)
 	nm, err2 := fields(n)
 	if err1 != nil || err2 != nil {
@@ -26,12 +48,8 @@ func diffService(o, n types.ServiceConfig) []Change {
 		if bytes.Equal(ov, nv) {
 			continue
 		}
-		switch k {
-		case "ports":
-			out = append(out, Change{Field: k, Old: ports(o.Ports), New: ports(n.Ports)})
-			continue
-		case "volumes":
-			out = append(out, Change{Field: k, Old: volumes(o.Volumes), New: volumes(n.Volumes)})
+		if c, ok := special(k); ok {
+			out = append(out, c)
 			continue
 		}
 		osub, oerr := object(ov)
@@ -50,7 +68,7 @@ func diffService(o, n types.ServiceConfig) []Change {
 }
 
 // fields is the JSON encoding of s, by top-level attribute.
-func fields(s types.ServiceConfig) (map[string]json.RawMessage, error) {
+func fields(s any) (map[string]json.RawMessage, error) {
 	raw, err := json.Marshal(s)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -300,5 +301,37 @@ func TestNetworkRecreated(t *testing.T) {
 	}
 	if len(p.Networks[0].Services) == 0 {
 		t.Errorf("no service on network queue:\n%s", p.Text())
+	}
+}
+
+// Assemble sorts what an engine decided and counts it as Compute does; an
+// unchanged network or volume is not listed.
+func TestAssemble(t *testing.T) {
+	p := plan.Assemble("env", []plan.Service{
+		{Name: "web", Action: plan.Recreate, Reasons: []string{"b", "a"}},
+		{Name: "db"},
+		{Name: "old", Action: plan.Remove, Volumes: []string{"data"}},
+		{Name: "cache", Action: plan.Create},
+	}, []plan.Resource{{Name: "n2", Action: plan.Remove}, {Name: "n1", Action: plan.Create, Services: []string{"web", "cache"}}, {Name: "same", Action: plan.Unchanged}}, nil)
+	text := string(p.Text())
+	if !strings.HasPrefix(text, "+ cache (") || !strings.Contains(text, "= db (unchanged)\n") || !strings.Contains(text, "~ web (a; b)") {
+		t.Errorf("text:\n%s", text)
+	}
+	s := p.Summary
+	if s.Create != 1 || s.Recreate != 1 || s.Remove != 1 || s.Unchanged != 1 || s.Networks.Create != 1 || s.Networks.Remove != 1 || len(p.Networks) != 2 || p.Networks[0].Name != "n1" || p.Networks[0].Services[0] != "cache" || len(p.Volumes) != 0 {
+		t.Errorf("plan: %+v", p)
+	}
+}
+
+// Fields diffs any two JSON objects one level deep.
+func TestFields(t *testing.T) {
+	type cfg struct {
+		Image string            `json:"image"`
+		Env   map[string]string `json:"environment,omitempty"`
+	}
+	got := plan.Fields(cfg{Image: "a", Env: map[string]string{"X": "1", "Y": "2"}}, cfg{Image: "b", Env: map[string]string{"X": "1", "Z": "3"}})
+	want := []plan.Change{{Field: "environment.Y", Old: "2"}, {Field: "environment.Z", New: "3"}, {Field: "image", Old: "a", New: "b"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Fields: %+v, want %+v", got, want)
 	}
 }

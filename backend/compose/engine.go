@@ -134,3 +134,16 @@ func (e *Engine) Volumes(ctx context.Context, d backend.Deployment) ([]string, e
 	}
 	return names, nil
 }
+
+var _ backend.Salvager = (*Engine)(nil)
+
+// Leftovers lists the containers, networks and volumes labelled with
+// compose project id.
+func (e *Engine) Leftovers(ctx context.Context, id string) (backend.Leftovers, error) {
+	return e.conn.Leftovers(ctx, id)
+}
+
+// RemoveLeftovers removes what carries compose project id's label.
+func (e *Engine) RemoveLeftovers(ctx context.Context, id string, volumes bool) error {
+	return e.conn.RemoveLeftovers(ctx, id, volumes)
+}

@@ -32,6 +32,8 @@ const waitTimeout = 2 * time.Minute
 type Engine struct {
 	conn *backend.Backend
 	api  client.APIClient
+	// planned is the new stack the last Plan prepared, for Update.
+	planned *plannedStack
 }
 
 var _ backend.Engine = (*Engine)(nil)
@@ -164,4 +166,27 @@ func (e *Engine) Volumes(ctx context.Context, d backend.Deployment) ([]string, e
 		names = append(names, name)
 	}
 	return names, nil
+}
+
+// PublishMode is the publish mode ("ingress" or "host") the stack file
+// was rendered with ([backend.RenderOptions.PublishMode]), which the
+// record does not keep: host when a port is published in host mode or a
+// service that publishes its image's ports has no virtual IP (dnsrr,
+// which the renderer gives every service in host mode), else ingress.
+func PublishMode(stackFile []byte, workDir string) (string, error) {
+	cfg, err := LoadStack(stackFile, workDir)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range cfg.Services {
+		for _, p := range s.Ports {
+			if p.Mode == "host" {
+				return "host", nil
+			}
+		}
+		if backend.PublishesImagePorts(s.Labels) && s.Deploy.EndpointMode == "dnsrr" {
+			return "host", nil
+		}
+	}
+	return "ingress", nil
 }

@@ -9,10 +9,10 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/containerd/errdefs"
 	"github.com/docker/cli/cli/compose/convert"
 	"github.com/docker/cli/cli/compose/loader"
 	clitypes "github.com/docker/cli/cli/compose/types"
@@ -92,8 +92,9 @@ func stackFilter(name string) client.Filters {
 // DeployStack deploys cfg as the stack name: it pulls the images the
 // manager lacks, creates its overlay networks, then its services
 // (with the registry credentials), publishing the image's EXPOSE ports (in ingress mode, on ports
-// swarm chooses) of the services labelled denv.publish-image-ports. If it
-// fails halfway, what it created is removed.
+// swarm chooses) of the services labelled denv.publish-image-ports. Each
+// service is labelled with the hash of its spec ([LabelSpecHash]), which
+// update compares. If it fails halfway, what it created is removed.
 func (e *Engine) DeployStack(ctx context.Context, name string, cfg *clitypes.Config) (err error) {
 	if err := e.requireManager(ctx); err != nil {
 		return err
@@ -103,31 +104,9 @@ func (e *Engine) DeployStack(ctx context.Context, name string, cfg *clitypes.Con
 	} else if len(existing) > 0 {
 		return fmt.Errorf("stack %q already exists", name)
 	}
-	var images []backend.ImageToPull
-	for _, s := range cfg.Services {
-		// the stack file has no pull_policy: compose's default, missing
-		images = append(images, backend.ImageToPull{Service: s.Name, Image: s.Image})
-	}
-	if _, err := e.conn.Pull(ctx, name, images); err != nil {
+	p, err := e.prepare(ctx, name, cfg)
+	if err != nil {
 		return err
-	}
-	cfg = withImagePorts(cfg)
-	for i, s := range cfg.Services {
-		if !backend.PublishesImagePorts(s.Labels) || len(s.Ports) > 0 {
-			continue
-		}
-		ports, err := e.conn.ImageExposedPorts(ctx, s.Image)
-		if err != nil {
-			return err
-		}
-		// a dnsrr service has no virtual IP, which ingress ports need
-		mode := "ingress"
-		if s.Deploy.EndpointMode == "dnsrr" {
-			mode = "host"
-		}
-		for _, p := range ports {
-			cfg.Services[i].Ports = append(cfg.Services[i].Ports, clitypes.ServicePortConfig{Mode: mode, Target: uint32(p.Port), Protocol: p.Proto})
-		}
 	}
 	defer func() {
 		if err != nil {
@@ -138,53 +117,163 @@ func (e *Engine) DeployStack(ctx context.Context, name string, cfg *clitypes.Con
 			}
 		}
 	}()
+	if err := e.createNetworks(ctx, p, nil); err != nil {
+		return err
+	}
+	for _, n := range slices.Sorted(maps.Keys(p.specs)) {
+		if err := e.createService(ctx, p, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepared is a stack file made ready to deploy on this engine: its
+// images present on the manager, its image ports published, its networks
+// and service specs converted as `docker stack deploy` converts them.
+type prepared struct {
+	name string
+	// cfg is the stack file as loaded (without the image ports).
+	cfg *clitypes.Config
+	// nets are the networks to create, by engine name.
+	nets map[string]client.NetworkCreateOptions
+	// specs are the service specs by stack service name (unscoped),
+	// labelled with their hash.
+	specs map[string]swarm.ServiceSpec
+}
+
+// prepare pulls the images of cfg the manager lacks (with the docker
+// CLI's credentials, showing compose's progress), publishes the image
+// ports of the services labelled denv.publish-image-ports, and converts
+// cfg into the networks and service specs of stack name.
+func (e *Engine) prepare(ctx context.Context, name string, cfg *clitypes.Config) (*prepared, error) {
+	var images []backend.ImageToPull
+	for _, s := range cfg.Services {
+		// the stack file has no pull_policy: compose's default, missing
+		images = append(images, backend.ImageToPull{Service: s.Name, Image: s.Image})
+	}
+	if _, err := e.conn.Pull(ctx, name, images); err != nil {
+		return nil, err
+	}
+	file := cfg
+	// convert.Services and convert.Networks add the stack's labels to the
+	// maps they are given: they get a copy
+	cfg = cloneConfig(cfg)
+	for i, s := range cfg.Services {
+		if !backend.PublishesImagePorts(s.Labels) || len(s.Ports) > 0 {
+			continue
+		}
+		ports, err := e.conn.ImageExposedPorts(ctx, s.Image)
+		if err != nil {
+			return nil, err
+		}
+		// a dnsrr service has no virtual IP, which ingress ports need
+		mode := "ingress"
+		if s.Deploy.EndpointMode == "dnsrr" {
+			mode = "host"
+		}
+		for _, p := range ports {
+			cfg.Services[i].Ports = append(cfg.Services[i].Ports, clitypes.ServicePortConfig{Mode: mode, Target: uint32(p.Port), Protocol: p.Proto})
+		}
+	}
 	ns := convert.NewNamespace(name)
+	nets, external := convert.Networks(ns, cfg.Networks, usedNetworks(cfg))
+	if len(external) > 0 {
+		return nil, fmt.Errorf("stack %s: external networks are not supported: %v", name, external)
+	}
+	for n, opts := range nets {
+		if opts.Driver == "" {
+			opts.Driver = "overlay"
+			nets[n] = opts
+		}
+	}
+	specs, err := convert.Services(ctx, ns, cfg, e.api)
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: %s", name, backend.OneLine(err))
+	}
+	for n, spec := range specs {
+		h, err := specHash(spec)
+		if err != nil {
+			return nil, fmt.Errorf("stack %s: service %s: %w", name, ns.Scope(n), err)
+		}
+		spec.Labels = maps.Clone(spec.Labels)
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		spec.Labels[LabelSpecHash] = h
+		specs[n] = spec
+	}
+	return &prepared{name: name, cfg: file, nets: nets, specs: specs}, nil
+}
+
+// usedNetworks are the networks cfg's services are on.
+func usedNetworks(cfg *clitypes.Config) map[string]struct{} {
 	used := map[string]struct{}{}
 	for _, s := range cfg.Services {
 		for n := range s.Networks {
 			used[n] = struct{}{}
 		}
 	}
-	nets, external := convert.Networks(ns, cfg.Networks, used)
-	if len(external) > 0 {
-		return fmt.Errorf("stack %s: external networks are not supported: %v", name, external)
-	}
-	for _, n := range slices.Sorted(maps.Keys(nets)) {
-		opts := nets[n]
-		if opts.Driver == "" {
-			opts.Driver = "overlay"
+	return used
+}
+
+// createNetworks creates the networks of p that are not in existing
+// (engine names).
+func (e *Engine) createNetworks(ctx context.Context, p *prepared, existing map[string]string) error {
+	for _, n := range slices.Sorted(maps.Keys(p.nets)) {
+		if _, ok := existing[n]; ok {
+			continue
 		}
-		if _, err := e.api.NetworkCreate(ctx, n, opts); err != nil {
-			return fmt.Errorf("stack %s: cannot create network %s: %s", name, n, backend.OneLine(err))
-		}
-	}
-	specs, err := convert.Services(ctx, ns, cfg, e.api)
-	if err != nil {
-		return fmt.Errorf("stack %s: %s", name, backend.OneLine(err))
-	}
-	for _, n := range slices.Sorted(maps.Keys(specs)) {
-		// QueryRegistry false: the image is taken as it is on the node;
-		// the credentials let a node that lacks it pull it.
-		var auth string
-		if c := specs[n].TaskTemplate.ContainerSpec; c != nil {
-			if auth, err = e.conn.RegistryAuth(c.Image); err != nil {
-				return fmt.Errorf("stack %s: service %s: %w", name, ns.Scope(n), err)
-			}
-		}
-		if _, err := e.api.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: specs[n], EncodedRegistryAuth: auth}); err != nil {
-			return fmt.Errorf("stack %s: cannot create service %s: %s", name, ns.Scope(n), backend.OneLine(err))
+		if _, err := e.api.NetworkCreate(ctx, n, p.nets[n]); err != nil {
+			return fmt.Errorf("stack %s: cannot create network %s: %s", p.name, n, backend.OneLine(err))
 		}
 	}
 	return nil
 }
 
-// withImagePorts returns a copy of cfg whose services can be given ports
-// without touching the caller's.
-func withImagePorts(cfg *clitypes.Config) *clitypes.Config {
+// createService creates the service n of p with the registry credentials
+// of its image. QueryRegistry false: the image is taken as it is on the
+// node; the credentials let a node that lacks it pull it.
+func (e *Engine) createService(ctx context.Context, p *prepared, n string) error {
+	spec := p.specs[n]
+	auth, err := e.imageAuth(spec)
+	if err != nil {
+		return fmt.Errorf("stack %s: service %s: %w", p.name, spec.Name, err)
+	}
+	if _, err := e.api.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: spec, EncodedRegistryAuth: auth}); err != nil {
+		return fmt.Errorf("stack %s: cannot create service %s: %s", p.name, spec.Name, backend.OneLine(err))
+	}
+	return nil
+}
+
+// imageAuth is the encoded registry credentials for the image of spec.
+func (e *Engine) imageAuth(spec swarm.ServiceSpec) (string, error) {
+	if c := spec.TaskTemplate.ContainerSpec; c != nil {
+		return e.conn.RegistryAuth(c.Image)
+	}
+	return "", nil
+}
+
+// cloneConfig returns a copy of cfg whose services can be given ports
+// and whose label maps can be written without touching the caller's.
+func cloneConfig(cfg *clitypes.Config) *clitypes.Config {
 	c := *cfg
 	c.Services = slices.Clone(cfg.Services)
 	for i := range c.Services {
-		c.Services[i].Ports = slices.Clone(c.Services[i].Ports)
+		s := &c.Services[i]
+		s.Ports = slices.Clone(s.Ports)
+		s.Labels = maps.Clone(s.Labels)
+		s.Deploy.Labels = maps.Clone(s.Deploy.Labels)
+	}
+	c.Networks = maps.Clone(cfg.Networks)
+	for k, n := range c.Networks {
+		n.Labels = maps.Clone(n.Labels)
+		c.Networks[k] = n
+	}
+	c.Volumes = maps.Clone(cfg.Volumes)
+	for k, v := range c.Volumes {
+		v.Labels = maps.Clone(v.Labels)
+		c.Volumes[k] = v
 	}
 	return &c
 }
@@ -200,58 +289,21 @@ func (e *Engine) stackServices(ctx context.Context, name string) ([]swarm.Servic
 	return res.Items, nil
 }
 
-// RemoveStack removes the services and networks of stack name, as
-// `docker stack rm` does, and its volumes too when removeVolumes is set
-// (`docker stack rm` keeps them).
+// RemoveStack removes the services, configs, secrets and networks of
+// stack name, as `docker stack rm` does, and its volumes too when
+// removeVolumes is set (`docker stack rm` keeps them).
 func (e *Engine) RemoveStack(ctx context.Context, name string, removeVolumes bool) error {
-	svcs, err := e.stackServices(ctx, name)
+	if err := e.requireManager(ctx); err != nil {
+		return fmt.Errorf("stack %s: %w", name, err)
+	}
+	l, err := e.Leftovers(ctx, name)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, s := range svcs {
-		if _, err := e.api.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove service %s: %s", s.Spec.Name, backend.OneLine(err)))
-		}
+	if !removeVolumes {
+		l.Volumes = nil
 	}
-	nets, err := e.api.NetworkList(ctx, client.NetworkListOptions{Filters: stackFilter(name)})
-	if err != nil {
-		return fmt.Errorf("stack %s: cannot list networks: %s", name, backend.OneLine(err))
-	}
-	for _, n := range nets.Items {
-		// a network is busy until the tasks' containers are gone
-		if err := retry(ctx, func() error {
-			_, err := e.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-			if errdefs.IsNotFound(err) {
-				return nil
-			}
-			return err
-		}); err != nil {
-			errs = append(errs, fmt.Errorf("remove network %s: %s", n.Name, backend.OneLine(err)))
-		}
-	}
-	if removeVolumes {
-		vols, err := e.api.VolumeList(ctx, client.VolumeListOptions{Filters: stackFilter(name)})
-		if err != nil {
-			return fmt.Errorf("stack %s: cannot list volumes: %s", name, backend.OneLine(err))
-		}
-		for _, v := range vols.Items {
-			// a volume is in use until the tasks' containers are gone
-			if err := retry(ctx, func() error {
-				_, err := e.api.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{})
-				if errdefs.IsNotFound(err) {
-					return nil
-				}
-				return err
-			}); err != nil {
-				errs = append(errs, fmt.Errorf("remove volume %s: %s", v.Name, backend.OneLine(err)))
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("stack %s: %w", name, errors.Join(errs...))
-	}
-	return nil
+	return e.removeLeftovers(ctx, name, l)
 }
 
 // ScaleStack sets every service of stack name to replicas tasks: 0 stops
@@ -359,21 +411,16 @@ func (e *Engine) Stack(ctx context.Context, name string) ([]StackService, error)
 }
 
 // WaitStack waits until every service of stack name runs all the tasks it
-// should, or timeout passes (then the error names a service that does not,
-// with its last task error).
+// should with its current spec (a service being updated is waited for
+// until its new task runs; a task with a healthcheck runs once healthy),
+// or timeout passes (then the error names a service that does not, with
+// its last task error).
 func (e *Engine) WaitStack(ctx context.Context, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		svcs, err := e.Stack(ctx, name)
+		waiting, err := e.notConverged(ctx, name)
 		if err != nil {
 			return err
-		}
-		var waiting string
-		for _, s := range svcs {
-			if s.Running < s.Desired {
-				waiting = s.Name
-				break
-			}
 		}
 		if waiting == "" {
 			return nil
@@ -387,6 +434,35 @@ func (e *Engine) WaitStack(ctx context.Context, name string, timeout time.Durati
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// notConverged names a service of stack name (without the stack prefix)
+// that runs fewer tasks of its current spec than it should, or is "" when
+// none does.
+func (e *Engine) notConverged(ctx context.Context, name string) (string, error) {
+	svcs, err := e.stackServices(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	// "_up-to-date" (the docker CLI's progress uses it) keeps only the
+	// tasks of each service's current spec
+	tasks, err := e.api.TaskList(ctx, client.TaskListOptions{Filters: stackFilter(name).Add("desired-state", "running").Add("_up-to-date", "true")})
+	if err != nil {
+		return "", fmt.Errorf("stack %s: cannot list tasks: %s", name, backend.OneLine(err))
+	}
+	running := map[string]uint64{}
+	for _, t := range tasks.Items {
+		if t.Status.State == swarm.TaskStateRunning {
+			running[t.ServiceID]++
+		}
+	}
+	slices.SortFunc(svcs, func(a, b swarm.Service) int { return strings.Compare(a.Spec.Name, b.Spec.Name) })
+	for _, s := range svcs {
+		if s.ServiceStatus != nil && running[s.ID] < s.ServiceStatus.DesiredTasks {
+			return strings.TrimPrefix(s.Spec.Name, name+"_"), nil
+		}
+	}
+	return "", nil
 }
 
 // taskError is ": ERR" for the latest task error of a stack service.

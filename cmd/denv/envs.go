@@ -131,10 +131,8 @@ func runEnvs(cmd *cobra.Command, a *app, opts envsOptions) error {
 		list = append(list, merge(rec, e, ok))
 	}
 	if opts.all {
-		// an interrupted run was a local one: its leftovers carry the
-		// compose project label
-		local := engines()[defaultEngine].open(b)
-		status := func(ids []string) (map[string]backend.EnvState, error) { return local.Status(ctx, ids) }
+		// an interrupted run has no record saying its engine: each is asked
+		status := func(ids []string) (map[string]backend.EnvState, error) { return anyEngineStatus(ctx, b, ids) }
 		if list, err = appendIncomplete(list, es, status); err != nil {
 			return err
 		}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,19 +108,69 @@ func rmIncomplete(ctx context.Context, cmd *cobra.Command, a *app, opts rmOption
 		return true, err
 	}
 	defer b.Close()
+	// The run left no record saying which engine it was on: every engine
+	// that can is asked.
+	engs := salvagers(b)
 	if !opts.force {
-		l, err := b.Leftovers(ctx, id)
-		if err != nil {
-			return true, err
+		var running []string
+		for _, e := range engs {
+			l, err := e.Leftovers(ctx, id)
+			if err != nil {
+				return true, err
+			}
+			running = append(running, l.Running()...)
 		}
-		if running := l.Running(); len(running) > 0 {
+		if len(running) > 0 {
 			return true, fmt.Errorf("environment %q (an interrupted run) has running containers (%s): use 'denv rm --force %s'", id, strings.Join(running, ", "), id)
 		}
 	}
-	if err := b.RemoveLeftovers(ctx, id, opts.volumes); err != nil {
-		return true, err
+	for _, e := range engs {
+		if err := e.RemoveLeftovers(ctx, id, opts.volumes); err != nil {
+			return true, err
+		}
 	}
 	return true, res.Abort()
+}
+
+// engineOrder is the names of the engines, the default (local) first.
+func engineOrder() []string {
+	names := []string{defaultEngine}
+	for _, n := range slices.Sorted(maps.Keys(engines())) {
+		if n != defaultEngine {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// salvagers are the engines over b that can find and remove what an
+// interrupted run left (backend.Salvager), the local one first.
+func salvagers(b *backend.Backend) []backend.Salvager {
+	var out []backend.Salvager
+	for _, n := range engineOrder() {
+		if s, ok := engines()[n].open(b).(backend.Salvager); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// anyEngineStatus is the state of each of ids on the first engine (local
+// first) that has it: an interrupted run's engine is not recorded.
+func anyEngineStatus(ctx context.Context, b *backend.Backend, ids []string) (map[string]backend.EnvState, error) {
+	out := map[string]backend.EnvState{}
+	for _, n := range engineOrder() {
+		st, err := engines()[n].open(b).Status(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id, e := range st {
+			if _, ok := out[id]; !ok {
+				out[id] = e
+			}
+		}
+	}
+	return out, nil
 }
 
 // noEnvError is the error of a command naming an environment that has no

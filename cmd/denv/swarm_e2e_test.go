@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 
@@ -46,20 +48,19 @@ func requireSwarm(t *testing.T, b *backend.Backend) {
 	})
 }
 
-// TestE2ESwarmExpertSystem deploys the seed's expert-system environment as
-// a stack with denv run --engine swarm, gets web/db/worker ok from the
-// expert system on its ingress port, checks encapsulation on the stack's
-// networks, stops (scale to 0), starts and removes it.
-func TestE2ESwarmExpertSystem(t *testing.T) {
+// TestE2ESwarm makes the engine a one-node swarm once (and leaves it as
+// it found it, even on failure) for the swarm engine's tests, run one
+// after the other.
+func TestE2ESwarm(t *testing.T) {
 	b := e2e(t)
 	ctx := context.Background()
-	id := backendtest.ProjectName(t)
 	def, err := filepath.Abs("../../examples/expert-system-env.denv")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if active, _, err := stack.New(b).SwarmActive(ctx); err == nil && !active {
 		// outside a swarm: one line, nothing recorded
+		id := backendtest.ProjectName(t)
 		_, errOut, code := denv(t, "run", "--engine", "swarm", def, "-n", id)
 		if code == 0 || !strings.Contains(errOut, "not a swarm manager") || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("run --engine swarm outside a swarm: exit %d, %q", code, errOut)
@@ -69,13 +70,6 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 		}
 	}
 	requireSwarm(t, b)
-	// registered after requireSwarm's cleanup, so it runs before the leave
-	t.Cleanup(func() {
-		if err := stack.New(b).RemoveStack(context.Background(), id, true); err != nil {
-			t.Error(err)
-		}
-	})
-
 	// The routing mesh (ingress ports, virtual IPs) needs the kernel's IPVS,
 	// which Docker loads at swarm init; without it (some CI kernels) the
 	// ports are published in host mode. Ingress output is golden-tested.
@@ -84,10 +78,49 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 		mode = "host"
 		t.Logf("no /proc/net/ip_vs: publishing in host mode")
 	}
+	t.Run("ExpertSystem", func(t *testing.T) { testSwarmExpertSystem(t, b, def, mode) })
+	t.Run("Update", func(t *testing.T) { testSwarmUpdate(t, b) })
+	t.Run("Ready", func(t *testing.T) { testSwarmReady(t, b, mode) })
+	// the denv executable, built once for the subtests that need one
+	binDir := t.TempDir()
+	bin := func(t *testing.T) string {
+		t.Helper()
+		path := filepath.Join(binDir, "denv")
+		if _, err := os.Stat(path); err != nil {
+			if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+				t.Fatalf("building denv: %v\n%s", err, out)
+			}
+		}
+		return path
+	}
+	t.Run("KilledRun", func(t *testing.T) { testSwarmKilledRun(t, b, bin(t)) })
+	t.Run("Registry", func(t *testing.T) { testSwarmRegistry(t, b, bin(t), mode) })
+}
+
+// removeStackOnCleanup removes stack id (volumes too) when the test ends,
+// before the swarm is left.
+func removeStackOnCleanup(t *testing.T, b *backend.Backend, id string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := stack.New(b).RemoveStack(ctx, id, true); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// testSwarmExpertSystem deploys the seed's expert-system environment as
+// a stack with denv run --engine swarm, gets web/db/worker ok from the
+// expert system on its published port, checks encapsulation on the stack's
+// networks, stops (scale to 0), starts and removes it.
+func testSwarmExpertSystem(t *testing.T, b *backend.Backend, def, mode string) {
+	ctx := context.Background()
+	id := backendtest.ProjectName(t)
+	removeStackOnCleanup(t, b, id)
 	out := mustDenv(t, "run", "--engine", "swarm", "--publish-mode", mode, def, "-n", id)
 	url := endpoint(t, out, "expert-system")
 	answers := func() error { return seedOK(url) }
-	poll(t, "expert-system answers web/db/worker ok on the swarm", answers)
+	swarmPoll(t, "expert-system answers web/db/worker ok on the swarm", answers)
 
 	// Encapsulation on the running stack's networks.
 	nets, err := stack.New(b).StackNetworks(ctx, id)
@@ -119,7 +152,7 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 
 	// stop scales to 0 and keeps the stack; start brings it back.
 	mustDenv(t, "stop", id)
-	poll(t, "the stack stops", func() error {
+	swarmPoll(t, "the stack stops", func() error {
 		if e, _ := listed(t, id, false); e.Status != "stopped" {
 			return fmt.Errorf("status %q", e.Status)
 		}
@@ -127,7 +160,7 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 	})
 	// a new task: in host mode an open host port may change
 	url = endpoint(t, mustDenv(t, "start", id), "expert-system")
-	poll(t, "expert-system answers again after start", answers)
+	swarmPoll(t, "expert-system answers again after start", answers)
 
 	if _, errOut, code := denv(t, "rm", id); code == 0 || !strings.Contains(errOut, "is running") {
 		t.Errorf("rm of a running stack: exit %d, %q", code, errOut)
@@ -137,7 +170,7 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 		t.Errorf("services left after rm: %v %v", svcs, err)
 	}
 	// swarm removes networks asynchronously
-	poll(t, "the stack's networks are removed", func() error {
+	swarmPoll(t, "the stack's networks are removed", func() error {
 		left, err := dockerClient(t).NetworkList(ctx, client.NetworkListOptions{
 			Filters: client.Filters{}.Add("label", "com.docker.stack.namespace="+id),
 		})
@@ -148,5 +181,23 @@ func TestE2ESwarmExpertSystem(t *testing.T) {
 	})
 	if _, ok := listed(t, id, true); ok {
 		t.Errorf("%s still listed after rm", id)
+	}
+}
+
+// swarmPoll is poll with a longer deadline: on a loaded machine a swarm
+// may replace a task whose healthcheck timed out, and its name does not
+// resolve until the new task runs.
+func swarmPoll(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

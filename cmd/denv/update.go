@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/backend/stack"
 	"github.com/alebellu/denv/plan"
 	"github.com/alebellu/denv/records"
 )
@@ -158,7 +159,11 @@ func (a *app) nextRecord(ctx context.Context, es *records.Store, e backend.Engin
 	if wd == "" {
 		wd = rec.WorkDir
 	}
-	yaml, err := e.Render(p, backend.RenderOptions{WorkDir: wd, PublishMode: publishModeOf(rec)})
+	mode, err := publishModeOf(rec)
+	if err != nil {
+		return next, err
+	}
+	yaml, err := e.Render(p, backend.RenderOptions{WorkDir: wd, PublishMode: mode})
 	if err != nil {
 		return next, err
 	}
@@ -204,9 +209,14 @@ func fileExists(name string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// publishModeOf is the swarm publish mode rec was run with; the record
-// does not keep it, and only the swarm engine reads it.
-func publishModeOf(records.Record) string { return "ingress" }
+// publishModeOf is the swarm publish mode rec was run with, read from its
+// stack file (the record does not keep it); only the swarm engine reads it.
+func publishModeOf(rec records.Record) (string, error) {
+	if rec.Engine != stack.Name {
+		return "ingress", nil
+	}
+	return stack.PublishMode(rec.Project, rec.WorkDir)
+}
 
 // updateSets are the recorded parameter values, overridden by sets; the
 // recorded secret ones ("***") are left out: the definition's default or
