@@ -20,8 +20,9 @@
 # The image is labelled denv.recipe, a hash of this script: when the image
 # exists with the same hash nothing is built (CI pays for the build once per
 # machine); --force rebuilds anyway. A cold build downloads about 100 MiB of
-# packages and takes 1.5 to 5 minutes on a 2-core machine, depending on the
-# load (debootstrap runs the packages' maintainer scripts, one at a time).
+# packages and costs about 100 s of CPU (debootstrap runs the packages'
+# maintainer scripts one at a time): 4 to 11 minutes of wall time measured
+# on a 2-core machine under a load of 11 to 40.
 #
 # Needs root (debootstrap, chroot) and a Docker daemon.
 set -euo pipefail

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,9 +152,10 @@ EXPOSE app
 // TestE2ESnapshotPostgresUnderLoad takes a snapshot of Debian's
 // PostgreSQL while pgbench writes to it, changes the data, restores the
 // snapshot and checks what comes back: PostgreSQL recovers from the
-// crash-consistent copy (its log says so), pgbench's balances agree
-// (accounts, branches, tellers and history sum to the same), the indexes
-// check clean (amcheck), and a table made after the snapshot is gone.
+// crash-consistent copy (its log says the copy was of a server not shut
+// down), pgbench's balances agree (accounts, branches, tellers and
+// history sum to the same), the indexes check clean (amcheck), and a
+// table made after the snapshot is gone.
 func TestE2ESnapshotPostgresUnderLoad(t *testing.T) {
 	id := pgE2E(t)
 	useStaticCopier(t)
@@ -166,7 +166,10 @@ func TestE2ESnapshotPostgresUnderLoad(t *testing.T) {
   READY "pg_isready -q -h 127.0.0.1" WITHIN 2m
 EXPOSE db
 `)
+	start := time.Now()
+	phase := func(what string) { t.Logf("%s at %.1fs", what, time.Since(start).Seconds()) }
 	mustDenv(t, "run", def, "-n", id)
+	phase("run")
 	db := containerOf(t, c, id, "db").Container.ID
 	if out, code := execIn(t, c, db, "pgbench", "-i", "-q", "-s", "1"); code != 0 {
 		t.Fatalf("pgbench -i: exit %d\n%s", code, out)
@@ -176,7 +179,7 @@ EXPOSE db
 	// during the copy), until the test interrupts it.
 	ctx := context.Background()
 	bench, err := c.ExecCreate(ctx, db, client.ExecCreateOptions{
-		Cmd: []string{"sh", "-c", "echo $$ >/tmp/pgbench.pid; exec pgbench -n -c 4 -T 600 >/tmp/pgbench.log 2>&1"}})
+		Cmd: []string{"sh", "-c", "echo $$ >/tmp/pgbench.pid; exec pgbench -n -c 2 -T 600 >/tmp/pgbench.log 2>&1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +204,9 @@ EXPOSE db
 		}
 		return nil
 	})
+	phase("pgbench -i, pgbench writing")
 	mustDenv(t, "snapshot", id, "-n", snap)
+	phase("snapshot")
 	if !benchRunning() {
 		out, _ := execIn(t, c, db, "cat", "/tmp/pgbench.log")
 		t.Fatalf("pgbench did not run through the snapshot:\n%s", out)
@@ -220,12 +225,13 @@ EXPOSE db
 	psql(t, c, db, "CREATE TABLE after_snapshot (x int); INSERT INTO after_snapshot VALUES (1)")
 	after := psql(t, c, db, "SELECT count(*) FROM pgbench_history")
 
+	phase("pgbench stopped, data changed")
 	mustDenv(t, "restore", id, snap)
+	phase("restore")
 	db = containerOf(t, c, id, "db").Container.ID
 	// The copy was of a running server: PostgreSQL replays its WAL.
 	logs := containerLogs(t, c, db)
-	if !regexp.MustCompile(`database system was (interrupted|not properly shut down)`).MatchString(logs) ||
-		!strings.Contains(logs, "redo done") {
+	if !strings.Contains(logs, "database system was not properly shut down; automatic recovery in progress") {
 		t.Errorf("db's log after the restore shows no crash recovery:\n%s", logs)
 	}
 	if got := psql(t, c, db, "SELECT to_regclass('after_snapshot') IS NULL"); got != "t" {
@@ -248,4 +254,5 @@ EXPOSE db
 	for _, idx := range []string{"pgbench_accounts_pkey", "pgbench_branches_pkey", "pgbench_tellers_pkey"} {
 		psql(t, c, db, "SELECT bt_index_check('"+idx+"', true)")
 	}
+	phase("checked")
 }
