@@ -17,12 +17,13 @@
 # /usr/lib/postgresql/15/bin (postgres, initdb, psql, pg_isready, pgbench)
 # come first on PATH.
 #
-# The image is labelled denv.recipe, a hash of this script: when the image
-# exists with the same hash nothing is built (CI pays for the build once per
-# machine); --force rebuilds anyway. A cold build downloads about 100 MiB of
-# packages and costs about 100 s of CPU (debootstrap runs the packages'
-# maintainer scripts one at a time): 4 to 11 minutes of wall time measured
-# on a 2-core machine under a load of 11 to 40.
+# The image is labelled denv.recipe, a hash of this script less its comment
+# lines: when the image exists with the same hash nothing is built (CI pays
+# for the build once per machine); --force rebuilds anyway. A cold build
+# downloads about 100 MiB of packages and costs about 100 s of CPU
+# (debootstrap runs the packages' maintainer scripts one at a time): 4 to 11
+# minutes of wall time measured on a 2-core machine under a load of 11 to
+# 40 (9 minutes at 26 to 31).
 #
 # Needs root (debootstrap, chroot) and a Docker daemon.
 set -euo pipefail
@@ -45,7 +46,9 @@ done
 
 "$root_dir/scripts/docker-up.sh"
 
-recipe="$(sha256sum <"$self" | cut -c1-32)"
+# The recipe: this script without its comment lines (editing a comment
+# rebuilds nothing).
+recipe="$(grep -v '^[[:space:]]*#' "$self" | sha256sum | cut -c1-32)"
 old_id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
 old_recipe="$(docker image inspect -f '{{index .Config.Labels "denv.recipe"}}' "$image" 2>/dev/null || true)"
 if [[ -z "$force" && -n "$old_id" && "$old_recipe" == "$recipe" ]]; then
