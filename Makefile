@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/denv
 FUZZTIME ?= 10m
 
-.PHONY: build test unit check docker registry images demo compile-examples bench bench-go fuzz clean
+.PHONY: build test unit check docker registry images test-images demo compile-examples bench bench-go fuzz clean
 
 # CGO_ENABLED=0: a static binary, which `denv clone` imports into the engine
 # as its volume copier alone (a dynamic build works too; its copier image
@@ -29,10 +29,16 @@ registry:
 images: docker
 	scripts/build-images.sh
 
+# test-images: the demo images and the images only the end-to-end tests
+# run: Debian's PostgreSQL 15 as denv-test/postgres:15, built with
+# debootstrap (needs root; skipped when the image is up to date).
+test-images: images
+	scripts/pg-image.sh
+
 # test: everything, end-to-end tests on the real engine included. With
 # DENV_E2E=require (as CI sets) a missing daemon fails instead of skipping.
 test: check
-	@if [ "$$DENV_E2E" != "skip" ]; then $(MAKE) --no-print-directory images registry; fi
+	@if [ "$$DENV_E2E" != "skip" ]; then $(MAKE) --no-print-directory test-images registry; fi
 	$(GO) test -count=1 -timeout 25m ./...
 
 # unit: the tests that need no Docker daemon.
