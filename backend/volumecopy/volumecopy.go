@@ -238,6 +238,12 @@ type helper struct {
 // of the host filesystem (about 0.5 s after a 1 GiB copy here), which a
 // host `cp -a` does not wait for either.
 func (b *Copier) startHelper(ctx context.Context, what, copierExe string, args []string, mounts []mount.Mount, stdin bool, stdout io.Writer) (*helper, error) {
+	return b.startHelperErr(ctx, what, copierExe, args, mounts, stdin, stdout, nil)
+}
+
+// startHelperErr is startHelper with the helper's stderr also written to
+// stderr (when not nil).
+func (b *Copier) startHelperErr(ctx context.Context, what, copierExe string, args []string, mounts []mount.Mount, stdin bool, stdout, stderr io.Writer) (*helper, error) {
 	ref, err := b.copierImage(ctx, copierExe)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -294,7 +300,11 @@ func (b *Copier) startHelper(ctx context.Context, what, copierExe string, args [
 		return nil, fmt.Errorf("%s: cannot start the copier: %s", what, backend.OneLine(err))
 	}
 	go func() {
-		_, _ = stdcopy.StdCopy(stdout, h.stderr, h.attach.Reader)
+		var errOut io.Writer = h.stderr
+		if stderr != nil {
+			errOut = io.MultiWriter(h.stderr, stderr)
+		}
+		_, _ = stdcopy.StdCopy(stdout, errOut, h.attach.Reader)
 		close(h.output)
 	}()
 	return h, nil

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/backend/volumecopy"
 	"github.com/alebellu/denv/clone"
+	"github.com/alebellu/denv/internal/copier"
 	"github.com/alebellu/denv/internal/snaparchive"
 	"github.com/alebellu/denv/records"
 )
@@ -648,8 +650,13 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 		return err
 	}
 	what := "cannot export snapshot " + name
+	prog := newStreamProgress(cmd.ErrOrStderr(), "exporting", s.keys())
+	defer prog.end()
+	if prog.tty {
+		args = append([]string{args[0], snaparchive.ProgressFlag}, args[1:]...)
+	}
 	if output == "-" {
-		return vc.RunStream(ctx, copierExe, args, mounts, bytes.NewReader(manifest), cmd.OutOrStdout(), what)
+		return vc.RunStreamProgress(ctx, copierExe, args, mounts, bytes.NewReader(manifest), cmd.OutOrStdout(), what, prog.event)
 	}
 	// a temporary file beside the output, renamed at the end: an
 	// interrupted export leaves no partial file under the name
@@ -663,7 +670,7 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 			_ = os.Remove(f.Name())
 		}
 	}()
-	if err := vc.RunStream(ctx, copierExe, args, mounts, bytes.NewReader(manifest), f, what); err != nil {
+	if err := vc.RunStreamProgress(ctx, copierExe, args, mounts, bytes.NewReader(manifest), f, what, prog.event); err != nil {
 		return err
 	}
 	// CreateTemp makes it 0600; a snapshot file is as readable as any
@@ -681,6 +688,54 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// streamProgress shows the progress of an export or import as one line
+// on a terminal (w), from its first second on: short work prints nothing.
+type streamProgress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	verb  string
+	keys  []string // volume keys, in the file's order
+	start time.Time
+	total map[int]int64
+	shown bool
+}
+
+func newStreamProgress(w io.Writer, verb string, keys []string) *streamProgress {
+	return &streamProgress{w: w, tty: isTerminal(w), verb: verb, keys: keys, start: time.Now(), total: map[int]int64{}}
+}
+
+// event takes one progress line of the exporter or importer (nil when
+// not on a terminal: no progress is asked for).
+func (p *streamProgress) event(ev copier.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ev.Kind == copier.KindTotal {
+		p.total[ev.Tree] = ev.Bytes
+		return
+	}
+	if ev.Kind != copier.KindCopied && ev.Kind != copier.KindDone || time.Since(p.start) < time.Second {
+		return
+	}
+	key := fmt.Sprint(ev.Tree)
+	if ev.Tree < len(p.keys) {
+		key = p.keys[ev.Tree]
+	}
+	// \x1b[K clears what a longer line before left
+	fmt.Fprintf(p.w, "\r%s volume %s: %s of %s\x1b[K", p.verb, key, size(ev.Bytes), size(p.total[ev.Tree]))
+	p.shown = true
+}
+
+// end ends the progress line, if one was shown.
+func (p *streamProgress) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprintln(p.w)
+		p.shown = false
+	}
 }
 
 func newSnapshotImportCmd(a *app) *cobra.Command {
@@ -776,8 +831,18 @@ func runSnapshotImport(cmd *cobra.Command, a *app, copierExe, file, name string)
 		args = append(args, dir)
 		mounts = append(mounts, volumecopy.VolumeMount{Volume: vol, Target: dir})
 	}
+	var keys []string
+	for _, v := range m.Volumes {
+		keys = append(keys, v.Name)
+	}
+	prog := newStreamProgress(cmd.ErrOrStderr(), "importing", keys)
+	if prog.tty {
+		args = append([]string{args[0], snaparchive.ProgressFlag}, args[1:]...)
+	}
 	var res bytes.Buffer
-	if err := vc.RunStream(ctx, copierExe, args, mounts, f, &res, "cannot import snapshot from "+file); err != nil {
+	err = vc.RunStreamProgress(ctx, copierExe, args, mounts, f, &res, "cannot import snapshot from "+file, prog.event)
+	prog.end()
+	if err != nil {
 		return err
 	}
 	var got snaparchive.Manifest
