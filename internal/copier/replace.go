@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -69,14 +70,15 @@ func replaceTrees(args []string, abort <-chan struct{}, out io.Writer) error {
 	name := AsidePrefix + hex.EncodeToString(suffix)
 	var moved []aside
 	undo := func(cause error) error {
-		var errs []error
+		var errs []string
 		for i := len(moved) - 1; i >= 0; i-- {
 			if err := moved[i].putBack(); err != nil {
-				errs = append(errs, fmt.Errorf("%s may hold part of the new data; its former entries are in %s: %w", moved[i].dst, moved[i].dir, err))
+				errs = append(errs, fmt.Sprintf("%s may hold part of the new data; its former entries are in %s (%v)", moved[i].dst, moved[i].dir, err))
 			}
 		}
 		if len(errs) > 0 {
-			return errors.Join(append([]error{cause}, errs...)...)
+			// one line: the caller shows the copier's last line
+			return fmt.Errorf("%w, and putting back failed: %s", cause, strings.Join(errs, "; "))
 		}
 		mu.Lock()
 		fmt.Fprintln(out, KindUndone)
@@ -101,7 +103,7 @@ func replaceTrees(args []string, abort <-chan struct{}, out io.Writer) error {
 		}
 	}
 	// every copy is complete: the new contents stay, whatever follows
-	var errs []error
+	var errs []string
 	for i, a := range moved {
 		err := os.RemoveAll(a.dir)
 		if err == nil {
@@ -112,11 +114,11 @@ func replaceTrees(args []string, abort <-chan struct{}, out io.Writer) error {
 			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("the new contents of %s are in place, but removing its former entries (%s) failed: %w", a.dst, a.dir, err))
+			errs = append(errs, fmt.Sprintf("the new contents of %s are in place, but removing its former entries (%s) failed: %v", a.dst, a.dir, err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
 	}
 	_, err := fmt.Fprintln(out, KindFinished)
 	return err
