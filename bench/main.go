@@ -753,6 +753,7 @@ func (b *bench) snapshot() {
 			}
 		}
 	}
+	b.logf("snapshot %v; restore %v; cp -a %v", roundAll(snapT), roundAll(restoreT), roundAll(cpT))
 	b.compare(rows[0][0], median(snapT), rows[0][1], median(cpT), 1.5)
 	b.compare(rows[1][0], median(restoreT), rows[1][1], median(cpT), 1.5)
 }
@@ -808,9 +809,11 @@ func (b *bench) export() {
 	file := filepath.Join(b.tmp, "export.denvsnap")
 	tarFile := filepath.Join(b.tmp, "export.tar.zst")
 	var sizes [2]int64
+	var all [2][]time.Duration
 	d, p, err := pair(b.lifeRuns, func() (time.Duration, error) {
 		b.prepare()
 		r, err := b.run(home, b.tmp, b.denv, "snapshot", "export", name, "-o", file)
+		all[0] = append(all[0], r.wall)
 		if fi, serr := os.Stat(file); serr == nil {
 			sizes[0] = fi.Size()
 		}
@@ -819,6 +822,7 @@ func (b *bench) export() {
 	}, func() (time.Duration, error) {
 		b.prepare()
 		r, err := b.run(nil, b.tmp, "sh", "-c", `tar -c -C "$1" . | zstd -1 -q -c > "$2"`, "sh", dir, tarFile)
+		all[1] = append(all[1], r.wall)
 		if fi, serr := os.Stat(tarFile); serr == nil {
 			sizes[1] = fi.Size()
 		}
@@ -829,7 +833,7 @@ func (b *bench) export() {
 		b.na(what, peer, err.Error())
 		return
 	}
-	b.logf("export file %d MiB, tar | zstd -1 %d MiB", sizes[0]>>20, sizes[1]>>20)
+	b.logf("export %v (file %d MiB); tar | zstd -1 %v (file %d MiB)", roundAll(all[0]), sizes[0]>>20, roundAll(all[1]), sizes[1]>>20)
 	b.compare(what, d, peer, p, 1.2)
 }
 
@@ -889,6 +893,15 @@ func warmMemory(n int) {
 	buf = nil
 	runtime.GC()
 	debug.FreeOSMemory()
+}
+
+// roundAll rounds each duration to the millisecond, for the log.
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }
 
 // output runs a command and returns its standard output.
