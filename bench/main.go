@@ -17,9 +17,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +42,7 @@ import (
 func main() {
 	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
 	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down, and of clone against cp -a")
-	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,pull); empty: all")
+	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,snapshot,export,pull); empty: all")
 	flag.Parse()
 	if err := benchMain(context.Background(), *runs, *lifeRuns, *only, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -87,7 +89,8 @@ func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io
 		run  func()
 	}{
 		{"compile", b.compileVsLoader}, {"memory", b.peakMemory}, {"startup", b.startup}, {"defs", b.defs},
-		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone}, {"pull", b.pull},
+		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone},
+		{"snapshot", b.snapshot}, {"export", b.export}, {"pull", b.pull},
 	}
 	for _, p := range parts {
 		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
@@ -594,56 +597,19 @@ func (b *bench) clone() {
 	}
 	b.logf("clone of a 1 GiB volume vs cp -a (%d runs)", b.lifeRuns)
 	home := []string{"DENV_HOME=" + filepath.Join(b.tmp, "clone-home")}
-	def := filepath.Join(b.tmp, "store.denv")
-	if err := os.WriteFile(def, []byte("IMAGE ex/db VOLUME data:/data\nEXPOSE db\n"), 0o644); err != nil {
-		b.na(what, peer, err.Error())
-		return
-	}
 	id := "denvbench-clone"
-	b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", id, "down", "-v", "-t", "1") })
-	out, err := b.output(home, b.denv, "run", def, "-n", id)
+	src, err := b.gigabyteEnv(home, id)
 	if err != nil {
 		b.na(what, peer, err.Error())
 		return
 	}
-	url := regexp.MustCompile(`http://\S+`).FindString(out)
-	if url == "" {
-		b.na(what, peer, "no endpoint in: "+firstLine([]byte(out)))
-		return
-	}
-	chunk := bytes.Repeat([]byte("denv-bench-0123456789abcdef\n"), (64<<20)/28+1)[:64<<20]
-	for i := range 16 {
-		req, _ := http.NewRequestWithContext(b.ctx, http.MethodPut, fmt.Sprintf("%s/kv/blob%d", url, i), bytes.NewReader(chunk))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			b.na(what, peer, err.Error())
-			return
-		}
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			b.na(what, peer, "storing 64 MiB: "+resp.Status)
-			return
-		}
-	}
-	src, err := b.output(nil, "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", id+"_data")
-	if err != nil {
-		b.na(what, peer, err.Error())
-		return
-	}
-	src = strings.TrimSpace(src)
 	var cloneT, cpT []time.Duration
-	prepare := func() {
-		b.run(nil, b.tmp, "sync")
-		warmMemory(2 << 30)
-	}
 	for i := range b.lifeRuns {
 		cid := fmt.Sprintf("%s-%d", id, i)
 		b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", cid, "down", "-v", "-t", "1") })
 		// Each side starts with no dirty pages and warm memory (untimed
-		// prepare): on this ext4 disk a copy that starts behind another's
-		// gigabyte of writeback ran up to 8x slower than one that did not,
-		// and see warmMemory. Each copy is deleted once timed.
-		prepare()
+		// prepare). Each copy is deleted once timed.
+		b.prepare()
 		r, err := b.run(home, b.tmp, b.denv, "clone", id, "-n", cid, "--no-start")
 		if err != nil {
 			b.na(what, peer, err.Error())
@@ -653,17 +619,262 @@ func (b *bench) clone() {
 		// denv rm waits for the copier to be gone; compose's down would
 		// leave the volume while it still mounts it
 		b.run(home, b.tmp, b.denv, "rm", cid, "--volumes")
-		dst := filepath.Join(b.tmp, fmt.Sprintf("cp-%d", i))
-		prepare()
-		r, err = b.run(nil, b.tmp, "cp", "-a", src, dst)
+		b.prepare()
+		d, err := b.cpA(src)
 		if err != nil {
 			b.na(what, peer, err.Error())
 			return
 		}
-		cpT = append(cpT, r.wall)
-		os.RemoveAll(dst)
+		cpT = append(cpT, d)
 	}
 	b.compare(what, median(cloneT), peer, median(cpT), 1.5)
+}
+
+// gigabyteEnv runs the environment id (ex/db with the volume data) and
+// stores 1 GiB in it (16 values of 64 MiB); it returns the volume's
+// directory on the host. The environment is removed by the part's cleanup.
+func (b *bench) gigabyteEnv(home []string, id string) (string, error) {
+	def := filepath.Join(b.tmp, id+".denv")
+	if err := os.WriteFile(def, []byte("IMAGE ex/db VOLUME data:/data\nEXPOSE db\n"), 0o644); err != nil {
+		return "", err
+	}
+	b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", id, "down", "-v", "-t", "1") })
+	out, err := b.output(home, b.denv, "run", def, "-n", id)
+	if err != nil {
+		return "", err
+	}
+	url := regexp.MustCompile(`http://\S+`).FindString(out)
+	if url == "" {
+		return "", fmt.Errorf("no endpoint in: %s", firstLine([]byte(out)))
+	}
+	chunk := bytes.Repeat([]byte("denv-bench-0123456789abcdef\n"), (64<<20)/28+1)[:64<<20]
+	for i := range 16 {
+		req, _ := http.NewRequestWithContext(b.ctx, http.MethodPut, fmt.Sprintf("%s/kv/blob%d", url, i), bytes.NewReader(chunk))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return "", fmt.Errorf("storing 64 MiB: %s", resp.Status)
+		}
+	}
+	src, err := b.output(nil, "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", id+"_data")
+	return strings.TrimSpace(src), err
+}
+
+// prepare is done, untimed, before each timed copy: no dirty pages left
+// from the previous one, and warm memory. On this ext4 disk a copy that
+// starts behind another's gigabyte of writeback ran up to 8x slower than
+// one that did not; see warmMemory.
+func (b *bench) prepare() {
+	b.run(nil, b.tmp, "sync")
+	warmMemory(2 << 30)
+}
+
+// cpA times `cp -a` of dir into a new directory, removed once timed.
+func (b *bench) cpA(dir string) (time.Duration, error) {
+	dst := filepath.Join(b.tmp, "cp-a")
+	defer os.RemoveAll(dst)
+	r, err := b.run(nil, b.tmp, "cp", "-a", dir, dst)
+	return r.wall, err
+}
+
+// snapshot takes snapshots of an environment whose volume holds 1 GiB (as
+// clone's) and restores one into it, against `cp -a` of the volume's
+// directory, interleaved (who goes first alternates), each side after an
+// untimed sync and memory touch. The environment is stopped for the
+// restores, so that they time the data alone (a restore of a running
+// environment also stops it and starts it again, waiting for readiness).
+func (b *bench) snapshot() {
+	rows := [][2]string{
+		{"denv snapshot, 1 GiB volume", "cp -a of the volume dir"},
+		{"denv restore, 1 GiB volume (env stopped)", "cp -a of the volume dir"},
+	}
+	if !b.ready(rows, true, "snapshot", "restore", "run") {
+		return
+	}
+	fail := func(err error) {
+		for _, r := range rows {
+			b.na(r[0], r[1], err.Error())
+		}
+	}
+	b.logf("snapshot and restore of a 1 GiB volume vs cp -a (%d runs)", b.lifeRuns)
+	home := []string{"DENV_HOME=" + filepath.Join(b.tmp, "snap-home")}
+	id := "denvbench-snap"
+	src, err := b.gigabyteEnv(home, id)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if _, err := b.run(home, b.tmp, b.denv, "stop", id); err != nil {
+		fail(err)
+		return
+	}
+	// the snapshot restored (taken untimed: its copier image is imported
+	// once per denv build)
+	base := id + "-base"
+	b.cleanups = append(b.cleanups, func() { b.run(home, b.tmp, b.denv, "snapshot", "rm", base) })
+	if _, err := b.run(home, b.tmp, b.denv, "snapshot", id, "-n", base); err != nil {
+		fail(err)
+		return
+	}
+	var snapT, restoreT, cpT []time.Duration
+	for i := range b.lifeRuns {
+		name := fmt.Sprintf("%s-%d", id, i)
+		steps := []func() error{
+			func() error {
+				b.prepare()
+				r, err := b.run(home, b.tmp, b.denv, "snapshot", id, "-n", name)
+				snapT = append(snapT, r.wall)
+				b.run(home, b.tmp, b.denv, "snapshot", "rm", name)
+				return err
+			},
+			func() error {
+				b.prepare()
+				r, err := b.run(home, b.tmp, b.denv, "restore", id, base)
+				restoreT = append(restoreT, r.wall)
+				return err
+			},
+			func() error {
+				b.prepare()
+				d, err := b.cpA(src)
+				cpT = append(cpT, d)
+				return err
+			},
+		}
+		if i%2 == 1 {
+			slices.Reverse(steps)
+		}
+		for _, s := range steps {
+			if err := s(); err != nil {
+				fail(err)
+				return
+			}
+		}
+	}
+	b.logf("snapshot %v; restore %v; cp -a %v", roundAll(snapT), roundAll(restoreT), roundAll(cpT))
+	b.compare(rows[0][0], median(snapT), rows[0][1], median(cpT), 1.5)
+	b.compare(rows[1][0], median(restoreT), rows[1][1], median(cpT), 1.5)
+}
+
+// export writes the snapshot of a 1 GiB tree of mixed files (writeMixedTree)
+// to a file with `denv snapshot export`, against `tar -c | zstd -1` of the
+// same tree (the snapshot volume's directory) into a file, interleaved,
+// each side after an untimed sync and memory touch (the tree itself stays
+// in the page cache for both).
+func (b *bench) export() {
+	const what, peer = "denv snapshot export, 1 GiB mixed tree", "tar -c | zstd -1"
+	if !b.ready([][2]string{{what, peer}}, true, "snapshot", "run") {
+		return
+	}
+	if _, err := exec.LookPath("zstd"); err != nil {
+		b.na(what, peer, "zstd not installed (scripts/bench.sh installs it)")
+		return
+	}
+	b.logf("snapshot export of a 1 GiB tree vs tar -c | zstd -1 (%d runs)", b.lifeRuns)
+	home := []string{"DENV_HOME=" + filepath.Join(b.tmp, "export-home")}
+	id := "denvbench-export"
+	def := filepath.Join(b.tmp, id+".denv")
+	if err := os.WriteFile(def, []byte("IMAGE ex/db VOLUME data:/data\nEXPOSE db\n"), 0o644); err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", id, "down", "-v", "-t", "1") })
+	if _, err := b.run(home, b.tmp, b.denv, "run", def, "-n", id); err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	vol, err := b.output(nil, "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", id+"_data")
+	if err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	if err := writeMixedTree(filepath.Join(strings.TrimSpace(vol), "tree")); err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	name := id + "-s"
+	b.cleanups = append(b.cleanups, func() { b.run(home, b.tmp, b.denv, "snapshot", "rm", name) })
+	if _, err := b.run(home, b.tmp, b.denv, "snapshot", id, "-n", name); err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	dir, err := b.output(nil, "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", "denv-snap-"+name+".data")
+	if err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	dir = strings.TrimSpace(dir)
+	file := filepath.Join(b.tmp, "export.denvsnap")
+	tarFile := filepath.Join(b.tmp, "export.tar.zst")
+	var sizes [2]int64
+	var all [2][]time.Duration
+	d, p, err := pair(b.lifeRuns, func() (time.Duration, error) {
+		b.prepare()
+		r, err := b.run(home, b.tmp, b.denv, "snapshot", "export", name, "-o", file)
+		all[0] = append(all[0], r.wall)
+		if fi, serr := os.Stat(file); serr == nil {
+			sizes[0] = fi.Size()
+		}
+		os.Remove(file)
+		return r.wall, err
+	}, func() (time.Duration, error) {
+		b.prepare()
+		r, err := b.run(nil, b.tmp, "sh", "-c", `tar -c -C "$1" . | zstd -1 -q -c > "$2"`, "sh", dir, tarFile)
+		all[1] = append(all[1], r.wall)
+		if fi, serr := os.Stat(tarFile); serr == nil {
+			sizes[1] = fi.Size()
+		}
+		os.Remove(tarFile)
+		return r.wall, err
+	})
+	if err != nil {
+		b.na(what, peer, err.Error())
+		return
+	}
+	b.logf("export %v (file %d MiB); tar | zstd -1 %v (file %d MiB)", roundAll(all[0]), sizes[0]>>20, roundAll(all[1]), sizes[1]>>20)
+	b.compare(what, d, peer, p, 1.2)
+}
+
+// writeMixedTree writes about 1 GiB into dir in files of mixed sizes (4 of
+// 128 MiB, 64 of 4 MiB, 96 of 1 MiB, 2048 of 64 KiB, 8192 of 4 KiB, in 37
+// directories) and contents: every other file random (incompressible,
+// like compressed pages), the others text-like (compressible about 3x,
+// like logs); the tree of internal/snaparchive's BenchmarkExport1GiB.
+func writeMixedTree(dir string) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := []string{"INSERT ", "INTO ", "orders ", "VALUES ", "(42, ", "'shop', ", "3.14); ", "\n", "user_", "id ", "2026-12-03 "}
+	n := 0
+	for _, group := range []struct{ count, size int }{{4, 128 << 20}, {64, 4 << 20}, {96, 1 << 20}, {2048, 64 << 10}, {8192, 4 << 10}} {
+		for i := range group.count {
+			data := make([]byte, 0, group.size)
+			if n%2 == 0 {
+				data = data[:group.size]
+				for j := 0; j+8 <= len(data); j += 8 {
+					binary.LittleEndian.PutUint64(data[j:], rng.Uint64())
+				}
+			} else {
+				for len(data) < group.size {
+					w := words[rng.IntN(len(words))]
+					if rng.IntN(4) == 0 {
+						w += strconv.Itoa(rng.IntN(1e6))
+					}
+					data = append(data, w...)
+				}
+				data = data[:group.size]
+			}
+			d := filepath.Join(dir, fmt.Sprintf("d%d", i%37))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%d-%d", group.size, i)), data, 0o644); err != nil {
+				return err
+			}
+			n++
+		}
+	}
+	return nil
 }
 
 // warmMemory touches n bytes of fresh memory and gives them back to the
@@ -682,6 +893,15 @@ func warmMemory(n int) {
 	buf = nil
 	runtime.GC()
 	debug.FreeOSMemory()
+}
+
+// roundAll rounds each duration to the millisecond, for the log.
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }
 
 // output runs a command and returns its standard output.

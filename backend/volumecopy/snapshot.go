@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/internal/copier"
 )
 
 // Labels of snapshot volumes (see docs/SNAPSHOTS.md). A snapshot is the set
@@ -100,6 +101,15 @@ type VolumeMount struct {
 // copier's last line on stderr, when it fails. On cancellation the
 // container is killed and removed.
 func (b *Copier) RunStream(ctx context.Context, copierExe string, args []string, mounts []VolumeMount, in io.Reader, out io.Writer, what string) error {
+	return b.RunStreamProgress(ctx, copierExe, args, mounts, in, out, what, nil)
+}
+
+// RunStreamProgress is [Copier.RunStream] with progress: when progress is
+// not nil, it is called with the event lines (copier.Event) that the
+// copier writes on its stderr (the snapshot exporter's and importer's
+// --progress, which the caller puts in args); other lines are kept for
+// the error, as by RunStream.
+func (b *Copier) RunStreamProgress(ctx context.Context, copierExe string, args []string, mounts []VolumeMount, in io.Reader, out io.Writer, what string, progress func(copier.Event)) error {
 	var ms []mount.Mount
 	for _, m := range mounts {
 		mm := mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target, ReadOnly: m.ReadOnly}
@@ -108,7 +118,15 @@ func (b *Copier) RunStream(ctx context.Context, copierExe string, args []string,
 		}
 		ms = append(ms, mm)
 	}
-	h, err := b.startHelper(ctx, what, copierExe, args, ms, in != nil, out)
+	var errLines io.Writer
+	if progress != nil {
+		errLines = &lineWriter{fn: func(line string) {
+			if ev, ok := copier.ParseEvent(line); ok {
+				progress(ev)
+			}
+		}}
+	}
+	h, err := b.startHelperErr(ctx, what, copierExe, args, ms, in != nil, out, errLines)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,11 @@ const (
 	// copies volumes: `COPIER __copy-volume [--wait] SRC DST [SRC DST]...`
 	// (copier.Command).
 	CopierCopyArg = "__copy-volume"
+	// CopierReplaceArg is the hidden subcommand of the copier executable
+	// that replaces the contents of volumes, all or none:
+	// `COPIER __replace-volume [--wait] SRC DST [SRC DST]...`
+	// (copier.ReplaceCommand).
+	CopierReplaceArg = "__replace-volume"
 	// CopierChecksumArg is the hidden subcommand that prints the checksum
 	// listing of a tree: `COPIER __checksum /src`.
 	CopierChecksumArg = "__checksum"
@@ -121,7 +126,18 @@ type VolumeCopy struct {
 	events chan copier.Event // progress lines, closed when the output ends
 	quit   chan struct{}
 	closed bool
+	// replace is set for [Copier.StartReplace]; undone once the copier
+	// said it put every destination back.
+	replace, undone bool
 }
+
+// undoTimeout bounds the wait for a replacing copier to put the
+// destinations back after an interruption.
+const undoTimeout = 10 * time.Minute
+
+// Undone reports whether a [Copier.StartReplace] copier that failed put
+// every destination back as it was.
+func (c *VolumeCopy) Undone() bool { return c.undone }
 
 // StartCopy starts one copier container with every pair mounted (sources
 // read-only) and returns once it runs, waiting for [VolumeCopy.Run]; it
@@ -133,15 +149,38 @@ type VolumeCopy struct {
 // of the host filesystem (about 0.5 s after a 1 GiB copy here), which a
 // host `cp -a` does not wait for either.
 func (b *Copier) StartCopy(ctx context.Context, pairs []VolumePair, copierExe string) (*VolumeCopy, error) {
+	return b.startCopy(ctx, pairs, copierExe, false)
+}
+
+// StartReplace is [Copier.StartCopy] for a replacement, all or none, of
+// the destinations' contents (copier.ReplaceCommand): [VolumeCopy.Run]
+// moves each destination's entries aside inside it, copies the source in
+// and removes the former entries only once every copy is complete. If it
+// fails or ctx is cancelled (Ctrl-C), the copier puts every destination
+// back as it was before Run returns ([VolumeCopy.Undone] says whether it
+// could); so does the copier by itself if denv goes away (its input ends).
+// A restore costs one copy this way, where a copy aside in other volumes
+// cost two.
+func (b *Copier) StartReplace(ctx context.Context, pairs []VolumePair, copierExe string) (*VolumeCopy, error) {
+	return b.startCopy(ctx, pairs, copierExe, true)
+}
+
+func (b *Copier) startCopy(ctx context.Context, pairs []VolumePair, copierExe string, replace bool) (*VolumeCopy, error) {
 	var names []string
 	for _, p := range pairs {
 		names = append(names, p.Src+" to "+p.Dst)
 	}
 	what := "cannot copy volume " + strings.Join(names, ", ")
+	if replace {
+		what = "cannot replace the contents of volume " + strings.Join(names, ", ")
+	}
 	if len(pairs) == 0 {
 		return nil, errors.New("cannot copy volumes: none given")
 	}
 	args := []string{CopierCopyArg, copier.WaitFlag}
+	if replace {
+		args[0] = CopierReplaceArg
+	}
 	var mounts []mount.Mount
 	for i, p := range pairs {
 		for _, v := range []string{p.Src, p.Dst} {
@@ -155,7 +194,7 @@ func (b *Copier) StartCopy(ctx context.Context, pairs []VolumePair, copierExe st
 			mount.Mount{Type: mount.TypeVolume, Source: p.Src, Target: src, ReadOnly: true},
 			mount.Mount{Type: mount.TypeVolume, Source: p.Dst, Target: dst, VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
 	}
-	c := &VolumeCopy{events: make(chan copier.Event, 16), quit: make(chan struct{})}
+	c := &VolumeCopy{events: make(chan copier.Event, 16), quit: make(chan struct{}), replace: replace}
 	lines := &lineWriter{fn: func(line string) {
 		if ev, ok := copier.ParseEvent(line); ok {
 			select {
@@ -199,6 +238,12 @@ type helper struct {
 // of the host filesystem (about 0.5 s after a 1 GiB copy here), which a
 // host `cp -a` does not wait for either.
 func (b *Copier) startHelper(ctx context.Context, what, copierExe string, args []string, mounts []mount.Mount, stdin bool, stdout io.Writer) (*helper, error) {
+	return b.startHelperErr(ctx, what, copierExe, args, mounts, stdin, stdout, nil)
+}
+
+// startHelperErr is startHelper with the helper's stderr also written to
+// stderr (when not nil).
+func (b *Copier) startHelperErr(ctx context.Context, what, copierExe string, args []string, mounts []mount.Mount, stdin bool, stdout, stderr io.Writer) (*helper, error) {
 	ref, err := b.copierImage(ctx, copierExe)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -240,19 +285,26 @@ func (b *Copier) startHelper(ctx context.Context, what, copierExe string, args [
 		return nil, fmt.Errorf("%s: cannot create the copier container: %s", what, backend.OneLine(err))
 	}
 	h := &helper{b: b, id: res.ID, what: what, stderr: &lockedBuffer{}, output: make(chan struct{})}
-	attach, err := b.api.ContainerAttach(ctx, res.ID, client.ContainerAttachOptions{Stream: true, Stdin: stdin, Stdout: true, Stderr: true})
+	// The attachment and the wait last as long as the container, not ctx:
+	// a replacing copier is told to stop by the end of its input and
+	// waited for after Ctrl-C (its removal otherwise ends both).
+	attach, err := b.api.ContainerAttach(context.WithoutCancel(ctx), res.ID, client.ContainerAttachOptions{Stream: true, Stdin: stdin, Stdout: true, Stderr: true})
 	if err != nil {
 		h.close()
 		return nil, fmt.Errorf("%s: cannot attach to the copier: %s", what, backend.OneLine(err))
 	}
 	h.attach = attach.HijackedResponse
-	h.wait = b.api.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	h.wait = b.api.ContainerWait(context.WithoutCancel(ctx), res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := b.api.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		h.close()
 		return nil, fmt.Errorf("%s: cannot start the copier: %s", what, backend.OneLine(err))
 	}
 	go func() {
-		_, _ = stdcopy.StdCopy(stdout, h.stderr, h.attach.Reader)
+		var errOut io.Writer = h.stderr
+		if stderr != nil {
+			errOut = io.MultiWriter(h.stderr, stderr)
+		}
+		_, _ = stdcopy.StdCopy(stdout, errOut, h.attach.Reader)
 		close(h.output)
 	}()
 	return h, nil
@@ -298,7 +350,9 @@ func (h *helper) close() {
 // copied so far and the pair's total. Each destination is emptied first
 // (the engine may have filled a new volume with its image's files). On
 // error or cancellation, what was already written stays: the caller owns
-// the destinations and removes them.
+// the destinations and removes them; except for a copier of
+// [Copier.StartReplace], which puts them back itself (on cancellation,
+// Run tells it to and waits for it).
 func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, total int64)) error {
 	if _, err := io.WriteString(c.attach.Conn, copier.Go()); err != nil {
 		return fmt.Errorf("%s: cannot start the copy: %s", c.what, backend.OneLine(err))
@@ -308,6 +362,8 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 		switch ev.Kind {
 		case copier.KindFinished:
 			c.finished = true
+		case copier.KindUndone:
+			c.undone = true
 		case copier.KindTotal:
 			totals[ev.Tree] = ev.Bytes
 			if progress != nil {
@@ -320,10 +376,25 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 		}
 	}
 	events := c.events
-	for !c.finished {
+	done := ctx.Done()
+	var cause error             // the cancellation, once the copier was told to stop
+	var giveUp <-chan time.Time // how long a stopping copier is waited for
+	for {
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", c.what, context.Cause(ctx))
+		case <-done:
+			cause = context.Cause(ctx)
+			if !c.replace {
+				return fmt.Errorf("%s: %w", c.what, cause)
+			}
+			// the end of its input stops it: it puts the destinations
+			// back (or, if every copy is complete, finishes) and exits
+			done = nil
+			giveUp = time.After(undoTimeout)
+			if err := c.attach.CloseWrite(); err != nil {
+				return fmt.Errorf("%s: %w, and the copier could not be told to stop: %s", c.what, cause, backend.OneLine(err))
+			}
+		case <-giveUp:
+			return fmt.Errorf("%s: %w, and the copier did not stop within %s", c.what, cause, undoTimeout)
 		case ev, ok := <-events:
 			if !ok {
 				events = nil // the output ended: the exit status follows
@@ -347,16 +418,22 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 					events = nil
 				}
 			}
-			if err := c.exitErr(r.StatusCode); err != nil {
+			if c.finished && r.StatusCode == 0 {
+				return nil // also when interrupted after every copy was complete
+			}
+			err := c.exitErr(r.StatusCode)
+			if cause != nil && c.undone {
+				return fmt.Errorf("%s: %w", c.what, cause)
+			}
+			if err != nil {
 				return err
 			}
-			if !c.finished {
-				return fmt.Errorf("%s: the copier ended before it was done", c.what)
-			}
+			return fmt.Errorf("%s: the copier ended before it was done", c.what)
+		}
+		if c.finished {
 			return nil
 		}
 	}
-	return nil
 }
 
 // Close releases the copier: once [VolumeCopy.Run] succeeded the container

@@ -324,3 +324,71 @@ func testContext(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// TestStartReplace replaces the contents of two volumes (owners, modes,
+// links kept, nothing of the former contents left), then interrupts a
+// second replacement once it copies (like Ctrl-C): the copier puts both
+// volumes back, Run says so, and their listings are those before it.
+func TestStartReplace(t *testing.T) {
+	be := backendtest.Require(t)
+	b := volumecopy.New(be)
+	docker := be.API()
+	ctx := testContext(t)
+	image := backendtest.EchoImage(t, be)
+	name := backendtest.ProjectName(t)
+	src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
+	src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
+	fillVolume(t, docker, image, src1, testTree(t))
+	fillVolume(t, docker, image, src2, staleTree(t))
+	fillVolume(t, docker, image, dst1, staleTree(t))
+	fillVolume(t, docker, image, dst2, testTree(t))
+	opts := volumecopy.CopyOptions{Copier: copierExe(t)}
+	sum := func(v string) string {
+		t.Helper()
+		s, err := b.VolumeChecksum(ctx, v, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	pairs := []volumecopy.VolumePair{{Src: src1, Dst: dst1}, {Src: src2, Dst: dst2}}
+
+	c, err := b.StartReplace(ctx, pairs, opts.Copier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Run(ctx, nil)
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pairs {
+		if want, got := sum(p.Src), sum(p.Dst); want != got {
+			t.Errorf("%s: checksum listings differ:\nsource:\n%s\nreplaced:\n%s", p.Dst, want, got)
+		}
+	}
+
+	// the other way, interrupted: dst1 and dst2 stay as they are now
+	before1, before2 := sum(dst1), sum(dst2)
+	c, err = b.StartReplace(ctx, []volumecopy.VolumePair{{Src: src2, Dst: dst1}, {Src: src1, Dst: dst2}}, opts.Copier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err = c.Run(rctx, func(i int, copied, total int64) {
+		if copied == 0 { // 40 MiB still to copy: it cannot be complete
+			cancel()
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), "context canceled") || !c.Undone() {
+		t.Fatalf("interrupted replacement: err = %v, undone %v; want a cancellation, undone", err, c.Undone())
+	}
+	if got := sum(dst1); got != before1 {
+		t.Errorf("%s not put back:\nbefore:\n%s\nafter:\n%s", dst1, before1, got)
+	}
+	if got := sum(dst2); got != before2 {
+		t.Errorf("%s not put back:\nbefore:\n%s\nafter:\n%s", dst2, before2, got)
+	}
+}

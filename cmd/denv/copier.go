@@ -26,6 +26,15 @@ func newCopierCmds() []*cobra.Command {
 			},
 		},
 		{
+			Use:                volumecopy.CopierReplaceArg + " [--wait] SRC DST [SRC DST]...",
+			Short:              "Replace the contents of each DST with a copy of SRC, all or none (used inside the engine by restore)",
+			Hidden:             true,
+			DisableFlagParsing: true,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return copier.ReplaceCommand(args, cmd.InOrStdin(), cmd.OutOrStdout())
+			},
+		},
+		{
 			Use:    volumecopy.CopierChecksumArg + " DIR",
 			Short:  "Print the checksum listing of the tree DIR (used inside the engine)",
 			Hidden: true,

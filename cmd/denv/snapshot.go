@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/backend/volumecopy"
 	"github.com/alebellu/denv/clone"
+	"github.com/alebellu/denv/internal/copier"
 	"github.com/alebellu/denv/internal/snaparchive"
 	"github.com/alebellu/denv/records"
 )
@@ -325,6 +325,13 @@ func copyPairs(ctx context.Context, vc *volumecopy.Copier, out io.Writer, pairs 
 			err = errors.Join(err, fmt.Errorf("the source may still be paused: %w", rerr))
 		}
 	}()
+	return runCopy(ctx, out, cp, pairs)
+}
+
+// runCopy runs the started copier cp of pairs with progress on out
+// (clone's line on a terminal, else a line per volume) and returns each
+// pair's bytes as the copier counted them.
+func runCopy(ctx context.Context, out io.Writer, cp *volumecopy.VolumeCopy, pairs []clone.VolumePair) (totals []int64, err error) {
 	tty := isTerminal(out)
 	start := time.Now()
 	current := -1
@@ -470,11 +477,12 @@ func newRestoreCmd(a *app) *cobra.Command {
 		Short: "Put a snapshot's data back into an environment's volumes",
 		Long: `Restore replaces the contents of every named volume of the environment ID
 with the snapshot's, which must have exactly the same volume keys. It stops
-ID, copies ID's current data aside (into temporary volumes), copies the
-snapshot in, removes the copy aside and starts ID again if it was running
-(as 'denv start' does). If copying the snapshot in fails or is interrupted,
-the data copied aside is put back: ID's data is as it was. The snapshot is
-left unchanged and can be restored again.`,
+ID, moves the current contents of each volume aside (into a hidden
+directory inside it: no copy), copies the snapshot in, removes the former
+contents and starts ID again if it was running (as 'denv start' does). If
+copying the snapshot in fails or is interrupted, the former contents are
+moved back: ID's data is as it was. The snapshot is left unchanged and can
+be restored again.`,
 		Args: exactArgs(2, "ID SNAPSHOT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			copierExe = a.getenv("DENV_COPIER")
@@ -517,28 +525,21 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 	}
 	running := slices.ContainsFunc(cs, func(c backend.Container) bool { return c.State == "running" || c.State == "paused" })
 
-	// the copy aside, in volumes of their own (no project label: no
-	// denv or compose command removes them by mistake)
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	aside := make([]clone.VolumePair, len(vols))
-	var asideNames []string
-	defer func() {
-		if len(asideNames) > 0 {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-			defer cancel()
-			if rerr := vc.RemoveVolumesAfterCopiers(cctx, asideNames); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-		}
-	}()
+	// The copier starts while ID still runs: creating a container right
+	// after a copy waits for its dirty pages. It replaces the contents of
+	// ID's volumes all or none, moving the current entries aside inside
+	// each volume (no copy), so that a restore costs one copy.
+	pairs := make([]clone.VolumePair, len(vols))
+	vp := make([]volumecopy.VolumePair, len(vols))
 	for i, v := range vols {
-		aside[i] = clone.VolumePair{Key: v.Key, Src: v.Src, Dst: "denv-restore-" + id + "-" + hex.EncodeToString(suffix) + "." + v.Key}
-		if err := vc.CreateLabeledVolume(ctx, aside[i].Dst, map[string]string{"denv.restore": id}); err != nil {
-			return err
-		}
-		asideNames = append(asideNames, aside[i].Dst)
+		pairs[i] = clone.VolumePair{Key: v.Key, Src: s.volumes[v.Key], Dst: v.Src}
+		vp[i] = volumecopy.VolumePair{Src: pairs[i].Src, Dst: pairs[i].Dst}
 	}
+	cp, err := vc.StartReplace(ctx, vp, copierExe)
+	if err != nil {
+		return err
+	}
+	defer cp.Close()
 	if running {
 		if err := e.Stop(ctx, id); err != nil {
 			return err
@@ -555,29 +556,13 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 		}
 		return cause
 	}
-	fmt.Fprintf(out, "copying the current data of %s aside\n", id)
-	if _, err := copyPairs(ctx, vc, out, aside, copierExe); err != nil {
-		return restart(fmt.Errorf("restore of %s from %s: nothing changed: %w", id, snap, err))
-	}
-	in := make([]clone.VolumePair, len(vols))
-	for i, v := range vols {
-		in[i] = clone.VolumePair{Key: v.Key, Src: s.volumes[v.Key], Dst: v.Src}
-	}
 	fmt.Fprintf(out, "restoring %s into %s\n", snap, id)
-	if _, err := copyPairs(ctx, vc, out, in, copierExe); err != nil {
-		back := make([]clone.VolumePair, len(vols))
-		for i, v := range aside {
-			back[i] = clone.VolumePair{Key: v.Key, Src: v.Dst, Dst: v.Src}
+	if _, err := runCopy(ctx, out, cp, pairs); err != nil {
+		if cp.Undone() {
+			return restart(fmt.Errorf("restore of %s from %s failed, %s's data is as it was: %w", id, snap, id, err))
 		}
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
-		defer cancel()
-		if berr := func() error { _, e := copyPairs(bctx, vc, io.Discard, back, copierExe); return e }(); berr != nil {
-			keep := asideNames
-			asideNames = nil // kept: they hold the only copy of the data
-			return fmt.Errorf("restore of %s from %s failed (%s) and putting its data back failed too (%s): %s's volumes may hold partial data; its data before the restore is in volumes %s",
-				id, snap, backend.OneLine(err), backend.OneLine(berr), id, strings.Join(keep, ", "))
-		}
-		return restart(fmt.Errorf("restore of %s from %s failed, %s's data is as it was: %w", id, snap, id, err))
+		// the copier's error says where the former data is
+		return fmt.Errorf("restore of %s from %s failed and %s's data could not all be put back (left stopped): %w", id, snap, id, err)
 	}
 	if err := restart(nil); err != nil {
 		return err
@@ -673,8 +658,13 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 		return err
 	}
 	what := "cannot export snapshot " + name
+	prog := newStreamProgress(cmd.ErrOrStderr(), "exporting", s.keys())
+	defer prog.end()
+	if prog.tty {
+		args = append([]string{args[0], snaparchive.ProgressFlag}, args[1:]...)
+	}
 	if output == "-" {
-		return vc.RunStream(ctx, copierExe, args, mounts, bytes.NewReader(manifest), cmd.OutOrStdout(), what)
+		return vc.RunStreamProgress(ctx, copierExe, args, mounts, bytes.NewReader(manifest), cmd.OutOrStdout(), what, prog.event)
 	}
 	// a temporary file beside the output, renamed at the end: an
 	// interrupted export leaves no partial file under the name
@@ -688,7 +678,7 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 			_ = os.Remove(f.Name())
 		}
 	}()
-	if err := vc.RunStream(ctx, copierExe, args, mounts, bytes.NewReader(manifest), f, what); err != nil {
+	if err := vc.RunStreamProgress(ctx, copierExe, args, mounts, bytes.NewReader(manifest), f, what, prog.event); err != nil {
 		return err
 	}
 	// CreateTemp makes it 0600; a snapshot file is as readable as any
@@ -706,6 +696,54 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// streamProgress shows the progress of an export or import as one line
+// on a terminal (w), from its first second on: short work prints nothing.
+type streamProgress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	verb  string
+	keys  []string // volume keys, in the file's order
+	start time.Time
+	total map[int]int64
+	shown bool
+}
+
+func newStreamProgress(w io.Writer, verb string, keys []string) *streamProgress {
+	return &streamProgress{w: w, tty: isTerminal(w), verb: verb, keys: keys, start: time.Now(), total: map[int]int64{}}
+}
+
+// event takes one progress line of the exporter or importer (nil when
+// not on a terminal: no progress is asked for).
+func (p *streamProgress) event(ev copier.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ev.Kind == copier.KindTotal {
+		p.total[ev.Tree] = ev.Bytes
+		return
+	}
+	if ev.Kind != copier.KindCopied && ev.Kind != copier.KindDone || time.Since(p.start) < time.Second {
+		return
+	}
+	key := fmt.Sprint(ev.Tree)
+	if ev.Tree < len(p.keys) {
+		key = p.keys[ev.Tree]
+	}
+	// \x1b[K clears what a longer line before left
+	fmt.Fprintf(p.w, "\r%s volume %s: %s of %s\x1b[K", p.verb, key, size(ev.Bytes), size(p.total[ev.Tree]))
+	p.shown = true
+}
+
+// end ends the progress line, if one was shown.
+func (p *streamProgress) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprintln(p.w)
+		p.shown = false
+	}
 }
 
 func newSnapshotImportCmd(a *app) *cobra.Command {
@@ -801,8 +839,18 @@ func runSnapshotImport(cmd *cobra.Command, a *app, copierExe, file, name string)
 		args = append(args, dir)
 		mounts = append(mounts, volumecopy.VolumeMount{Volume: vol, Target: dir})
 	}
+	var keys []string
+	for _, v := range m.Volumes {
+		keys = append(keys, v.Name)
+	}
+	prog := newStreamProgress(cmd.ErrOrStderr(), "importing", keys)
+	if prog.tty {
+		args = append([]string{args[0], snaparchive.ProgressFlag}, args[1:]...)
+	}
 	var res bytes.Buffer
-	if err := vc.RunStream(ctx, copierExe, args, mounts, f, &res, "cannot import snapshot from "+file); err != nil {
+	err = vc.RunStreamProgress(ctx, copierExe, args, mounts, f, &res, "cannot import snapshot from "+file, prog.event)
+	prog.end()
+	if err != nil {
 		return err
 	}
 	var got snaparchive.Manifest

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -177,5 +179,101 @@ func TestE2ERestoreMismatch(t *testing.T) {
 	_, errOut, code := denv(t, "restore", other, snap)
 	if code == 0 || !strings.Contains(errOut, other+" has volumes store that the snapshot lacks") || !strings.Contains(errOut, "the snapshot has volumes data that "+other+" lacks") {
 		t.Errorf("restore of a mismatched snapshot: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// interruptAtCopy runs `bin args...` and sends it SIGINT (Ctrl-C) once it
+// prints that it copies a volume (the copier runs then: the containers
+// paused, or the environment stopped); it returns the command's stderr
+// and fails unless the interruption is what ended it.
+func interruptAtCopy(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sent := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if !sent && strings.HasPrefix(sc.Text(), "copying volume ") {
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			sent = true
+		}
+	}
+	err = cmd.Wait()
+	if !sent || err == nil {
+		t.Fatalf("denv %s was not interrupted while copying (exit %v):\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return errOut.String()
+}
+
+// TestE2ESnapshotRestoreInterrupted: Ctrl-C during the copy of a snapshot
+// leaves no snapshot (none listed, no volume) and the source running;
+// during the copy of a restore, the environment's data as it was, and it
+// running again.
+func TestE2ESnapshotRestoreInterrupted(t *testing.T) {
+	b := e2e(t)
+	bin := useStaticCopier(t) // a static denv: the copier and the CLI
+	c := dockerClient(t)
+	ctx := context.Background()
+	vc := volumecopy.New(b)
+	src, url := cloneSource(t, b)
+	snap, full := src+"-s", src+"-f"
+	removeSnapshotsOnCleanup(t, c, snap, full)
+	// 256 MiB: far more than the moment the signal takes to arrive
+	blob := strings.Repeat("denv snapshot interrupted\n", (64<<20)/26)
+	for i := range 4 {
+		mustHTTP(t, "PUT", fmt.Sprintf("%s/kv/blob%d", url, i), blob)
+	}
+	mustHTTP(t, "PUT", url+"/kv/small", "before")
+
+	errOut := interruptAtCopy(t, bin, "snapshot", src, "-n", snap)
+	if !strings.Contains(errOut, "interrupt signal received") {
+		t.Errorf("interrupted snapshot: stderr %q, want the interruption", errOut)
+	}
+	if vs := snapshotVolumes(t, c, snap); len(vs) > 0 {
+		t.Errorf("interrupted snapshot left volumes %v", vs)
+	}
+	var list []snapshotInfo
+	if err := json.Unmarshal([]byte(mustDenv(t, "snapshots", src, "--format", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 0 {
+		t.Errorf("after an interrupted snapshot, snapshots lists %+v", list)
+	}
+	if got := mustHTTP(t, "GET", url+"/kv/small", ""); got != "before" {
+		t.Errorf("the source answers %q after the interrupted snapshot, want before", got)
+	}
+
+	mustDenv(t, "snapshot", src, "-n", full)
+	mustHTTP(t, "PUT", url+"/kv/small", "after")
+	before, err := vc.VolumeChecksum(ctx, src+"_data", volumecopy.CopyOptions{Copier: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errOut = interruptAtCopy(t, bin, "restore", src, full)
+	if !strings.Contains(errOut, "data is as it was") {
+		t.Errorf("interrupted restore: stderr %q, want \"data is as it was\"", errOut)
+	}
+	poll(t, "the environment answers after the interrupted restore", func() error { _, _, err := httpDo("GET", url+"/kv/small", ""); return err })
+	if got := mustHTTP(t, "GET", url+"/kv/small", ""); got != "after" {
+		t.Errorf("after the interrupted restore small is %q, want after (as it was)", got)
+	}
+	got, err := vc.VolumeChecksum(ctx, src+"_data", volumecopy.CopyOptions{Copier: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != before {
+		t.Errorf("listing after the interrupted restore differs:\nbefore:\n%s\nafter:\n%s", before, got)
 	}
 }

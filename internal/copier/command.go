@@ -18,6 +18,9 @@ const (
 	KindCopied   = "copied"
 	KindDone     = "done"
 	KindFinished = "finished"
+	// KindUndone is the last line of a [ReplaceCommand] that failed or
+	// was interrupted and put every destination back as it was.
+	KindUndone = "undone"
 )
 
 // WaitFlag makes [Command] wait for the line "go" on its input before it
@@ -33,8 +36,9 @@ const goLine = "go"
 //	copied I BYTES   BYTES of tree I copied so far (at most every 100 ms)
 //	done I BYTES     tree I is copied
 //	finished         every tree is copied; nothing more is written
+//	undone           (ReplaceCommand) failed, every destination as it was
 type Event struct {
-	Kind  string // KindTotal, KindCopied, KindDone or KindFinished
+	Kind  string // KindTotal, KindCopied, KindDone, KindFinished or KindUndone
 	Tree  int
 	Bytes int64
 }
@@ -42,8 +46,8 @@ type Event struct {
 // ParseEvent parses one progress line of [Command] (without its newline).
 func ParseEvent(line string) (Event, bool) {
 	f := strings.Fields(line)
-	if len(f) == 1 && f[0] == KindFinished {
-		return Event{Kind: KindFinished}, true
+	if len(f) == 1 && (f[0] == KindFinished || f[0] == KindUndone) {
+		return Event{Kind: f[0]}, true
 	}
 	if len(f) != 3 {
 		return Event{}, false
@@ -72,21 +76,9 @@ func ParseEvent(line string) (Event, bool) {
 // end of input: the caller went away) ends it with an error before any
 // change.
 func Command(args []string, in io.Reader, out io.Writer) error {
-	wait := len(args) > 0 && args[0] == WaitFlag
-	if wait {
-		args = args[1:]
-	}
-	if len(args) == 0 || len(args)%2 != 0 {
-		return fmt.Errorf("usage: [%s] SRC DST [SRC DST]...", WaitFlag)
-	}
-	if wait {
-		line, err := bufio.NewReader(in).ReadString('\n')
-		if strings.TrimSpace(line) != goLine {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = errors.New("no go-ahead received")
-			}
-			return fmt.Errorf("copy not started: %w", err)
-		}
+	args, _, err := parsePairs(args, in)
+	if err != nil {
+		return err
 	}
 	var mu sync.Mutex
 	for i := 0; i < len(args); i += 2 {
@@ -98,13 +90,38 @@ func Command(args []string, in io.Reader, out io.Writer) error {
 			mu.Lock()
 			defer mu.Unlock()
 			fmt.Fprintf(out, "%s %d %d\n", kind, tree, n)
-		})
+		}, nil)
 		if err != nil {
 			return err
 		}
 	}
-	_, err := fmt.Fprintln(out, KindFinished)
+	_, err = fmt.Fprintln(out, KindFinished)
 	return err
+}
+
+// parsePairs reads the arguments of [Command] and [ReplaceCommand] and,
+// with [WaitFlag], waits for the go-ahead on in; it returns the pairs'
+// arguments and the reader of the rest of in (nil without WaitFlag).
+func parsePairs(args []string, in io.Reader) ([]string, *bufio.Reader, error) {
+	wait := len(args) > 0 && args[0] == WaitFlag
+	if wait {
+		args = args[1:]
+	}
+	if len(args) == 0 || len(args)%2 != 0 {
+		return nil, nil, fmt.Errorf("usage: [%s] SRC DST [SRC DST]...", WaitFlag)
+	}
+	if !wait {
+		return args, nil, nil
+	}
+	br := bufio.NewReader(in)
+	line, err := br.ReadString('\n')
+	if strings.TrimSpace(line) != goLine {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("no go-ahead received")
+		}
+		return nil, nil, fmt.Errorf("copy not started: %w", err)
+	}
+	return args, br, nil
 }
 
 // Go is the line that lets a [Command] started with [WaitFlag] begin.

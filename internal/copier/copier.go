@@ -61,18 +61,22 @@ func Copy(src, dst string, progress io.Writer) error {
 	if progress == nil {
 		progress = io.Discard
 	}
-	return copyTree(src, dst, func(kind string, n int64) { fmt.Fprintf(progress, "%s %d\n", kind, n) })
+	return copyTree(src, dst, func(kind string, n int64) { fmt.Fprintf(progress, "%s %d\n", kind, n) }, nil)
 }
 
+// errAborted is the error of a copy stopped by its abort channel.
+var errAborted = errors.New("interrupted")
+
 // copyTree is [Copy] with its progress events passed to emit, which is
-// called by one goroutine at a time.
-func copyTree(src, dst string, emit func(kind string, n int64)) error {
+// called by one goroutine at a time. A close of abort (nil: never) stops
+// the copy with errAborted.
+func copyTree(src, dst string, emit func(kind string, n int64), abort <-chan struct{}) error {
 	total, err := size(src)
 	if err != nil {
 		return err
 	}
 	emit(KindTotal, total)
-	c := &copyRun{src: src, dst: dst, links: map[fileID]string{}, emit: emit, last: time.Now(), jobs: make(chan fileJob, workers)}
+	c := &copyRun{src: src, dst: dst, links: map[fileID]string{}, emit: emit, last: time.Now(), jobs: make(chan fileJob, workers), abort: abort}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(c.work)
@@ -164,6 +168,7 @@ type copyRun struct {
 	emit     func(kind string, n int64)
 	last     time.Time
 	err      error
+	abort    <-chan struct{}
 }
 
 // fileJob is a regular file to fill, already created empty at to (so that
@@ -193,6 +198,11 @@ func (c *copyRun) work() {
 }
 
 func (c *copyRun) failed() error {
+	select {
+	case <-c.abort:
+		return errAborted
+	default:
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
@@ -269,6 +279,10 @@ func (c *copyRun) copyFile(from, to string) error {
 		return err
 	}
 	for {
+		if err := c.failed(); err != nil {
+			_ = out.Close()
+			return err
+		}
 		n, err := io.CopyN(out, in, chunk)
 		c.add(n)
 		if errors.Is(err, io.EOF) {

@@ -16,10 +16,12 @@ func main() {
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "__copy-volume":
 		err = copier.Command(os.Args[2:], os.Stdin, os.Stdout)
+	case len(os.Args) > 1 && os.Args[1] == "__replace-volume":
+		err = copier.ReplaceCommand(os.Args[2:], os.Stdin, os.Stdout)
 	case len(os.Args) == 3 && os.Args[1] == "__checksum":
 		err = copier.Checksum(os.Args[2], os.Stdout)
 	default:
-		err = fmt.Errorf("usage: copier __copy-volume [--wait] SRC DST [SRC DST]... | __checksum DIR")
+		err = fmt.Errorf("usage: copier __copy-volume|__replace-volume [--wait] SRC DST [SRC DST]... | __checksum DIR")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "copier:", err)
