@@ -40,9 +40,10 @@ import (
 func main() {
 	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
 	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down, and of clone against cp -a")
-	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,pull); empty: all")
+	readyRuns := flag.Int("readiness-runs", 15, "runs of the readiness part (a service ready after a delay, run against up -d --wait)")
+	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,pull,readiness); empty: all")
 	flag.Parse()
-	if err := benchMain(context.Background(), *runs, *lifeRuns, *only, os.Stdout, os.Stderr); err != nil {
+	if err := benchMain(context.Background(), *runs, *lifeRuns, *readyRuns, *only, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -57,9 +58,11 @@ type bench struct {
 	repo     string
 	runs     int
 	lifeRuns int
-	log      io.Writer
-	rows     []row
-	cleanups []func()
+	// readyRuns is the number of runs of the readiness part.
+	readyRuns int
+	log       io.Writer
+	rows      []row
+	cleanups  []func()
 }
 
 // row is one line of the table.
@@ -67,7 +70,7 @@ type row struct {
 	what, denv, peerName, peer, ratio, target, met string
 }
 
-func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io.Writer) error {
+func benchMain(ctx context.Context, runs, lifeRuns, readyRuns int, only string, out, log io.Writer) error {
 	repo, err := os.Getwd()
 	if err != nil {
 		return err
@@ -77,7 +80,7 @@ func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	b := &bench{ctx: ctx, tmp: tmp, repo: repo, runs: runs, lifeRuns: lifeRuns, log: log}
+	b := &bench{ctx: ctx, tmp: tmp, repo: repo, runs: runs, lifeRuns: lifeRuns, readyRuns: readyRuns, log: log}
 	defer b.cleanup()
 	if err := b.build(); err != nil {
 		return err
@@ -87,7 +90,7 @@ func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io
 		run  func()
 	}{
 		{"compile", b.compileVsLoader}, {"memory", b.peakMemory}, {"startup", b.startup}, {"defs", b.defs},
-		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone}, {"pull", b.pull},
+		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone}, {"pull", b.pull}, {"readiness", b.readiness},
 	}
 	for _, p := range parts {
 		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
