@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -54,17 +55,25 @@ func (b *Backend) imageHealthcheck(ctx context.Context, ref string) (bool, error
 // for, sorted: those with a healthcheck of their own (READY) or from
 // their image, unless the project disables it.
 func (b *Backend) prepareReadiness(ctx context.Context, project *types.Project) ([]string, error) {
-	imageHC := map[string]bool{}
-	for _, name := range project.ServiceNames() {
-		s := project.Services[name]
-		if s.HealthCheck != nil {
-			continue
+	// one inspect per service without READY, all at once
+	names := project.ServiceNames()
+	hcs := make([]bool, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		if s := project.Services[name]; s.HealthCheck == nil {
+			wg.Go(func() { hcs[i], errs[i] = b.imageHealthcheck(ctx, s.Image) })
 		}
-		ok, err := b.imageHealthcheck(ctx, s.Image)
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		imageHC[name] = ok
+	}
+	imageHC := map[string]bool{}
+	for i, name := range names {
+		imageHC[name] = hcs[i]
 	}
 	var waitFor []string
 	for _, name := range project.ServiceNames() {
