@@ -83,9 +83,9 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 			return err
 		}
 		if opts.NoWait {
-			return b.waitReady(ctx, project.Name, waitFor, readyTimeout(project, waitFor, 0))
+			return b.waitReady(ctx, project.Name, waitFor, false, readyTimeout(project, waitFor, 0))
 		}
-		return b.waitReady(ctx, project.Name, nil, wait)
+		return b.waitReady(ctx, project.Name, nil, true, wait)
 	})
 }
 
@@ -180,7 +180,7 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 	}
 	err = svc.Start(ctx, name, api.StartOptions{WaitTimeout: DefaultWaitTimeout})
 	if err == nil {
-		err = b.waitReady(ctx, name, nil, DefaultWaitTimeout)
+		err = b.waitReady(ctx, name, nil, true, DefaultWaitTimeout)
 	}
 	if err != nil {
 		err = lifecycleErr("start", name, rec, err)

@@ -128,9 +128,9 @@ const (
 )
 
 // waitReady waits until the containers of the services waitFor of the
-// running project name are ready: healthy when they have a healthcheck
-// (READY or their image's), else running; waitFor nil means every
-// service. It fails as soon as one is unhealthy or exits, or after
+// running project name (of every service with all) are ready: healthy
+// when they have a healthcheck (READY or their image's), else running.
+// It fails as soon as one is unhealthy or exits, or after
 // timeout, naming the service.
 //
 // It follows the engine's event stream (health_status and die events of
@@ -138,8 +138,8 @@ const (
 // engine marks it healthy; compose's own wait polls every 500 ms, and
 // before its first poll (LANGUAGE.md section 8, issue 14). Progress shows
 // each container "Waiting" and then "Healthy", as compose's does.
-func (b *Backend) waitReady(ctx context.Context, name string, waitFor []string, timeout time.Duration) error {
-	if waitFor != nil && len(waitFor) == 0 {
+func (b *Backend) waitReady(ctx context.Context, name string, waitFor []string, all bool, timeout time.Duration) error {
+	if !all && len(waitFor) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -156,7 +156,7 @@ func (b *Backend) waitReady(ctx context.Context, name string, waitFor []string, 
 	found := map[string]bool{}
 	for _, c := range res.Items {
 		s := serviceOf(c)
-		if c.Labels[api.OneoffLabel] == "True" || (waitFor != nil && !slices.Contains(waitFor, s)) {
+		if c.Labels[api.OneoffLabel] == "True" || (!all && !slices.Contains(waitFor, s)) {
 			continue
 		}
 		found[s] = true
