@@ -15,6 +15,7 @@ import (
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
 	"github.com/alebellu/denv/compile"
@@ -168,12 +169,12 @@ func (b *Backend) waitReady(ctx context.Context, name string, waitFor []string, 
 			return fmt.Errorf("service %s has no container", s)
 		}
 	}
-	events := eventProcessor(b.progress)
-	events.Start(ctx, "wait")
+	evp := eventProcessor(b.progress)
+	evp.Start(ctx, "wait")
 	success := false
-	defer func() { events.Done("wait", success) }()
+	defer func() { evp.Done("wait", success) }()
 	for _, id := range slices.Sorted(maps.Keys(pending)) {
-		events.On(api.Resource{ID: pending[id], Status: api.Working, Text: api.StatusWaiting})
+		evp.On(api.Resource{ID: pending[id], Status: api.Working, Text: api.StatusWaiting})
 	}
 	// check looks at container id once: done, failed or still waiting.
 	check := func(id string) error {
@@ -187,18 +188,18 @@ func (b *Backend) waitReady(ctx context.Context, name string, waitFor []string, 
 		case st == nil:
 			return nil
 		case st.Status == container.StateExited || st.Status == container.StateDead:
-			events.On(api.Resource{ID: pending[id], Status: api.Error, Text: api.StatusExited})
+			evp.On(api.Resource{ID: pending[id], Status: api.Error, Text: api.StatusExited})
 			return fmt.Errorf("service %s exited (%d) while it was waited for", service[id], st.ExitCode)
 		case st.Health == nil || c.Config == nil || c.Config.Healthcheck == nil ||
 			len(c.Config.Healthcheck.Test) == 0 || c.Config.Healthcheck.Test[0] == "NONE":
 			if st.Status != container.StateRunning {
 				return nil
 			}
-			events.On(api.Resource{ID: pending[id], Status: api.Done, Text: api.StatusRunning})
+			evp.On(api.Resource{ID: pending[id], Status: api.Done, Text: api.StatusRunning})
 		case st.Health.Status == container.Healthy:
-			events.On(api.Resource{ID: pending[id], Status: api.Done, Text: api.StatusHealthy})
+			evp.On(api.Resource{ID: pending[id], Status: api.Done, Text: api.StatusHealthy})
 		case st.Health.Status == container.Unhealthy:
-			events.On(api.Resource{ID: pending[id], Status: api.Error, Text: "Unhealthy"})
+			evp.On(api.Resource{ID: pending[id], Status: api.Error, Text: "Unhealthy"})
 			return fmt.Errorf("service %s is unhealthy", service[id])
 		default:
 			return nil
@@ -223,7 +224,13 @@ func (b *Backend) waitReady(ctx context.Context, name string, waitFor []string, 
 	for len(pending) > 0 {
 		select {
 		case m := <-msgs:
-			if _, ok := pending[m.Actor.ID]; ok {
+			switch _, ok := pending[m.Actor.ID]; {
+			case !ok:
+			case m.Action == events.ActionHealthStatusHealthy:
+				// the event says it all: no inspect on the way out
+				evp.On(api.Resource{ID: pending[m.Actor.ID], Status: api.Done, Text: api.StatusHealthy})
+				delete(pending, m.Actor.ID)
+			default:
 				err = check(m.Actor.ID)
 			}
 		case <-errs:
