@@ -159,7 +159,7 @@ func (b *bench) run(env []string, dir string, name string, args ...string) (resu
 	err := cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
-		return result{}, fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, lastLine(out.Bytes()))
+		return result{}, fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, errLine(out.Bytes()))
 	}
 	r := result{wall: wall}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -734,6 +734,18 @@ func tail(s string) string {
 		return "..." + s[len(s)-70:]
 	}
 	return s
+}
+
+// errLine is denv's error line ("denv: ..."; a readiness error adds the
+// service's last log lines after it), else the last line, where a
+// command prints its error after any progress.
+func errLine(b []byte) string {
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "denv: ") {
+			return l
+		}
+	}
+	return lastLine(b)
 }
 
 // lastLine is where a command prints its error, after any progress.
