@@ -37,7 +37,7 @@ type UpOptions struct {
 	RemoveOrphans bool
 	// NoWait returns once the containers are started, as `up --detach`
 	// does, instead of waiting until they run (`up --detach --wait`).
-	// Compose polls every 500 ms while it waits. The services with a
+	// The wait follows the engine's events (waitReady). The services with a
 	// healthcheck (READY, or their image's HEALTHCHECK) are waited for
 	// all the same, until they are healthy (LANGUAGE.md section 8).
 	NoWait bool
@@ -71,18 +71,21 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 		wait = max(wait, readyTimeout(project, waitFor, 0))
 	}
 	return b.converge(ctx, "start", project, opts.KeepOnFailure, func(svc api.Compose) error {
+		// Compose starts the services in order (a service LINKed to one
+		// with a healthcheck waits for it there); the wait at the end is
+		// denv's own, on the engine's events (waitReady).
 		err := svc.Up(ctx, project, api.UpOptions{
 			Create: createOptions(opts.RemoveOrphans),
-			Start: api.StartOptions{
-				Project:     project,
-				Wait:        !opts.NoWait,
-				WaitTimeout: wait,
-			},
+			// WaitTimeout bounds those start-order waits.
+			Start: api.StartOptions{Project: project, WaitTimeout: wait},
 		})
-		if err != nil || !opts.NoWait {
+		if err != nil {
 			return err
 		}
-		return waitReady(ctx, svc, project, waitFor, readyTimeout(project, waitFor, 0))
+		if opts.NoWait {
+			return b.waitReady(ctx, project.Name, waitFor, false, readyTimeout(project, waitFor, 0))
+		}
+		return b.waitReady(ctx, project.Name, nil, true, wait)
 	})
 }
 
@@ -175,10 +178,10 @@ func (b *Backend) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	err = svc.Start(ctx, name, api.StartOptions{
-		Wait:        true,
-		WaitTimeout: DefaultWaitTimeout,
-	})
+	err = svc.Start(ctx, name, api.StartOptions{WaitTimeout: DefaultWaitTimeout})
+	if err == nil {
+		err = b.waitReady(ctx, name, nil, true, DefaultWaitTimeout)
+	}
 	if err != nil {
 		err = lifecycleErr("start", name, rec, err)
 		if report := b.notReadyReport(context.WithoutCancel(ctx), name); report != "" && !errors.Is(err, ErrNotFound) {

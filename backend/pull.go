@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -34,16 +35,24 @@ type ImageToPull struct {
 // pulled.
 func (b *Backend) Pull(ctx context.Context, project string, images []ImageToPull) ([]string, error) {
 	sub := &types.Project{Name: project, Services: types.Services{}}
-	var pulled []string
-	for _, img := range images {
+	// What each image needs is asked of the engine for all at once (one
+	// inspect each, on the critical path of every run).
+	needs := make([]bool, len(images))
+	errs := make([]error, len(images))
+	var wg sync.WaitGroup
+	for i, img := range images {
 		if img.Image == "" {
 			continue
 		}
-		need, err := b.mustPull(ctx, img)
-		if err != nil {
-			return nil, err
+		wg.Go(func() { needs[i], errs[i] = b.mustPull(ctx, img) })
+	}
+	wg.Wait()
+	var pulled []string
+	for i, img := range images {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		if need {
+		if needs[i] {
 			// An explicit compose pull of a service without pull_policy
 			// always pulls; the ones chosen here are due.
 			sub.Services[img.Service] = types.ServiceConfig{Name: img.Service, ContainerSpec: types.ContainerSpec{Image: img.Image}}

@@ -3,15 +3,19 @@ package backend
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
 	"github.com/alebellu/denv/compile"
@@ -52,17 +56,25 @@ func (b *Backend) imageHealthcheck(ctx context.Context, ref string) (bool, error
 // for, sorted: those with a healthcheck of their own (READY) or from
 // their image, unless the project disables it.
 func (b *Backend) prepareReadiness(ctx context.Context, project *types.Project) ([]string, error) {
-	imageHC := map[string]bool{}
-	for _, name := range project.ServiceNames() {
-		s := project.Services[name]
-		if s.HealthCheck != nil {
-			continue
+	// one inspect per service without READY, all at once
+	names := project.ServiceNames()
+	hcs := make([]bool, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		if s := project.Services[name]; s.HealthCheck == nil {
+			wg.Go(func() { hcs[i], errs[i] = b.imageHealthcheck(ctx, s.Image) })
 		}
-		ok, err := b.imageHealthcheck(ctx, s.Image)
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		imageHC[name] = ok
+	}
+	imageHC := map[string]bool{}
+	for i, name := range names {
+		imageHC[name] = hcs[i]
 	}
 	var waitFor []string
 	for _, name := range project.ServiceNames() {
@@ -107,19 +119,157 @@ func readyTimeout(project *types.Project, waitFor []string, atLeast time.Duratio
 	return max(limit, atLeast)
 }
 
-// waitReady waits, through compose (whose progress shows each service
-// "Waiting" then "Healthy"), until the containers of the services waitFor
-// of the running project are healthy. It fails as soon as one is
-// unhealthy or exits, or after timeout.
-func waitReady(ctx context.Context, svc api.Compose, project *types.Project, waitFor []string, timeout time.Duration) error {
-	if len(waitFor) == 0 {
+// readyPoll is how often [Backend.waitReady] inspects the containers it
+// waits for when the engine's event stream is unavailable, and, as a
+// safety net, every readyRecheck while it is: readiness itself is seen
+// from the stream's health_status events, at once.
+const (
+	readyPoll    = 100 * time.Millisecond
+	readyRecheck = 2 * time.Second
+)
+
+// waitReady waits until the containers of the services waitFor of the
+// running project name (of every service with all) are ready: healthy
+// when they have a healthcheck (READY or their image's), else running.
+// It fails as soon as one is unhealthy or exits, or after
+// timeout, naming the service.
+//
+// It follows the engine's event stream (health_status and die events of
+// the project's containers), so a service is seen ready as soon as the
+// engine marks it healthy; compose's own wait polls every 500 ms, and
+// before its first poll (LANGUAGE.md section 8, issue 14). Progress shows
+// each container "Waiting" and then "Healthy", as compose's does.
+func (b *Backend) waitReady(ctx context.Context, name string, waitFor []string, all bool, timeout time.Duration) error {
+	if !all && len(waitFor) == 0 {
 		return nil
 	}
-	sub, err := project.WithSelectedServices(waitFor, types.IgnoreDependencies)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// Subscribed before the first look: a change after it is an event.
+	evs := b.api.Events(ctx, client.EventsListOptions{Filters: projectFilter(name).
+		Add("type", "container").Add("event", "health_status").Add("event", "die")})
+	res, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: projectFilter(name)})
 	if err != nil {
+		return fmt.Errorf("cannot list containers: %s", oneLine(err))
+	}
+	pending := map[string]string{} // container ID -> its progress name
+	service := map[string]string{} // container ID -> its service
+	found := map[string]bool{}
+	for _, c := range res.Items {
+		s := serviceOf(c)
+		if c.Labels[api.OneoffLabel] == "True" || (!all && !slices.Contains(waitFor, s)) {
+			continue
+		}
+		found[s] = true
+		service[c.ID] = s
+		pending[c.ID] = progressName(c)
+	}
+	for _, s := range waitFor {
+		if !found[s] {
+			return fmt.Errorf("service %s has no container", s)
+		}
+	}
+	evp := eventProcessor(b.progress)
+	evp.Start(ctx, "wait")
+	success := false
+	defer func() { evp.Done("wait", success) }()
+	for _, id := range slices.Sorted(maps.Keys(pending)) {
+		evp.On(api.Resource{ID: pending[id], Status: api.Working, Text: api.StatusWaiting})
+	}
+	// check looks at container id once: done, failed or still waiting.
+	check := func(id string) error {
+		in, err := b.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			return fmt.Errorf("cannot inspect service %s: %s", service[id], oneLine(err))
+		}
+		c := in.Container
+		st := c.State
+		switch {
+		case st == nil:
+			return nil
+		case st.Status == container.StateExited || st.Status == container.StateDead:
+			evp.On(api.Resource{ID: pending[id], Status: api.Error, Text: api.StatusExited})
+			return fmt.Errorf("service %s exited (%d) while it was waited for", service[id], st.ExitCode)
+		case st.Health == nil || c.Config == nil || c.Config.Healthcheck == nil ||
+			len(c.Config.Healthcheck.Test) == 0 || c.Config.Healthcheck.Test[0] == "NONE":
+			if st.Status != container.StateRunning {
+				return nil
+			}
+			evp.On(api.Resource{ID: pending[id], Status: api.Done, Text: api.StatusRunning})
+		case st.Health.Status == container.Healthy:
+			evp.On(api.Resource{ID: pending[id], Status: api.Done, Text: api.StatusHealthy})
+		case st.Health.Status == container.Unhealthy:
+			evp.On(api.Resource{ID: pending[id], Status: api.Error, Text: "Unhealthy"})
+			return fmt.Errorf("service %s is unhealthy", service[id])
+		default:
+			return nil
+		}
+		delete(pending, id)
+		return nil
+	}
+	checkAll := func() error {
+		for _, id := range slices.Sorted(maps.Keys(pending)) {
+			if err := check(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := checkAll(); err != nil {
 		return err
 	}
-	return svc.Start(ctx, project.Name, api.StartOptions{Project: sub, Wait: true, WaitTimeout: timeout})
+	tick := time.NewTicker(readyRecheck)
+	defer tick.Stop()
+	msgs, errs := evs.Messages, evs.Err
+	for len(pending) > 0 {
+		select {
+		case m := <-msgs:
+			switch _, ok := pending[m.Actor.ID]; {
+			case !ok:
+			case m.Action == events.ActionHealthStatusHealthy:
+				// the event says it all: no inspect on the way out
+				evp.On(api.Resource{ID: pending[m.Actor.ID], Status: api.Done, Text: api.StatusHealthy})
+				delete(pending, m.Actor.ID)
+			default:
+				err = check(m.Actor.ID)
+			}
+		case <-errs:
+			// The stream ended (a broken connection, or ctx is done):
+			// poll instead, often, until ctx says.
+			msgs, errs = nil, nil
+			tick.Reset(readyPoll)
+		case <-tick.C:
+			err = checkAll()
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				var names []string
+				for id := range pending {
+					if !slices.Contains(names, service[id]) {
+						names = append(names, service[id])
+					}
+				}
+				slices.Sort(names)
+				return fmt.Errorf("%s not ready after %s", strings.Join(names, ", "), timeout)
+			}
+			return ctx.Err()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	success = true
+	return nil
+}
+
+// progressName is how compose's progress names container c: "Container"
+// and its canonical name (the one of its names without a link's slash).
+func progressName(c container.Summary) string {
+	for _, n := range c.Names {
+		if n = strings.TrimPrefix(n, "/"); !strings.Contains(n, "/") {
+			return "Container " + n
+		}
+	}
+	return "Container " + c.ID[:min(12, len(c.ID))]
 }
 
 // notReadyReport describes the containers of project name that have a

@@ -42,9 +42,10 @@ import (
 func main() {
 	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
 	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down, and of clone against cp -a")
-	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,snapshot,export,pull); empty: all")
+	readyRuns := flag.Int("readiness-runs", 15, "runs of the readiness part (a service ready after a delay, run against up -d --wait)")
+	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,snapshot,export,pull,readiness); empty: all")
 	flag.Parse()
-	if err := benchMain(context.Background(), *runs, *lifeRuns, *only, os.Stdout, os.Stderr); err != nil {
+	if err := benchMain(context.Background(), *runs, *lifeRuns, *readyRuns, *only, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -59,9 +60,11 @@ type bench struct {
 	repo     string
 	runs     int
 	lifeRuns int
-	log      io.Writer
-	rows     []row
-	cleanups []func()
+	// readyRuns is the number of runs of the readiness part.
+	readyRuns int
+	log       io.Writer
+	rows      []row
+	cleanups  []func()
 }
 
 // row is one line of the table.
@@ -69,7 +72,7 @@ type row struct {
 	what, denv, peerName, peer, ratio, target, met string
 }
 
-func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io.Writer) error {
+func benchMain(ctx context.Context, runs, lifeRuns, readyRuns int, only string, out, log io.Writer) error {
 	repo, err := os.Getwd()
 	if err != nil {
 		return err
@@ -79,7 +82,7 @@ func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	b := &bench{ctx: ctx, tmp: tmp, repo: repo, runs: runs, lifeRuns: lifeRuns, log: log}
+	b := &bench{ctx: ctx, tmp: tmp, repo: repo, runs: runs, lifeRuns: lifeRuns, readyRuns: readyRuns, log: log}
 	defer b.cleanup()
 	if err := b.build(); err != nil {
 		return err
@@ -90,7 +93,7 @@ func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io
 	}{
 		{"compile", b.compileVsLoader}, {"memory", b.peakMemory}, {"startup", b.startup}, {"defs", b.defs},
 		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone},
-		{"snapshot", b.snapshot}, {"export", b.export}, {"pull", b.pull},
+		{"snapshot", b.snapshot}, {"export", b.export}, {"pull", b.pull}, {"readiness", b.readiness},
 	}
 	for _, p := range parts {
 		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
@@ -159,7 +162,7 @@ func (b *bench) run(env []string, dir string, name string, args ...string) (resu
 	err := cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
-		return result{}, fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, lastLine(out.Bytes()))
+		return result{}, fmt.Errorf("%s %s: %v: %s", filepath.Base(name), strings.Join(args, " "), err, errLine(out.Bytes()))
 	}
 	r := result{wall: wall}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -951,6 +954,18 @@ func tail(s string) string {
 		return "..." + s[len(s)-70:]
 	}
 	return s
+}
+
+// errLine is denv's error line ("denv: ..."; a readiness error adds the
+// service's last log lines after it), else the last line, where a
+// command prints its error after any progress.
+func errLine(b []byte) string {
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "denv: ") {
+			return l
+		}
+	}
+	return lastLine(b)
 }
 
 // lastLine is where a command prints its error, after any progress.

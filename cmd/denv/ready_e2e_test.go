@@ -57,6 +57,22 @@ func containerLogs(t *testing.T, c *client.Client, id string) string {
 	return out.String()
 }
 
+// startupLogs waits until container id has logged the outcome of its
+// startup probe n times ("startup probe URL: ok" or "... failed"), and
+// returns its logs: denv returns once the services it waits for are
+// ready, and a service without READY may not have logged yet.
+func startupLogs(t *testing.T, c *client.Client, id string, n int) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		logs := containerLogs(t, c, id)
+		if strings.Count(logs, "startup probe ") >= n || time.Now().After(deadline) {
+			return logs
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestE2EReadyAfterDelay runs a db that listens only 3s after it starts
 // (READY_DELAY) with READY, and a web LINKed to it that fetches db's
 // /health once when it starts, without retrying (STARTUP_PROBE). The
@@ -96,7 +112,7 @@ EXPOSE web
 	if d := webStarted.Sub(dbStarted); d < 3*time.Second {
 		t.Errorf("web started %s after db, before its 3s delay", d)
 	}
-	logs := containerLogs(t, c, web.Container.ID)
+	logs := startupLogs(t, c, web.Container.ID, 1)
 	if !strings.Contains(logs, "startup probe http://db:8080/health: ok") || strings.Contains(logs, "failed") {
 		t.Errorf("web's first connection to db did not succeed; its logs:\n%s", logs)
 	}
@@ -104,7 +120,7 @@ EXPOSE web
 	// and web's startup connection after its own restart succeeds too.
 	mustDenv(t, "stop", id)
 	mustDenv(t, "start", id)
-	logs = containerLogs(t, c, web.Container.ID)
+	logs = startupLogs(t, c, web.Container.ID, 2)
 	if strings.Count(logs, "startup probe http://db:8080/health: ok") != 2 || strings.Contains(logs, "failed") {
 		t.Errorf("after denv start, web's connection to db did not succeed; its logs:\n%s", logs)
 	}
@@ -222,7 +238,7 @@ func TestE2EImageHealthcheckLink(t *testing.T) {
 	if d := webStarted.Sub(dbStarted); d < 3*time.Second {
 		t.Errorf("web started %s after db, before its 3s delay", d)
 	}
-	if logs := containerLogs(t, c, web.Container.ID); !strings.Contains(logs, "startup probe http://db:8080/health: ok") {
+	if logs := startupLogs(t, c, web.Container.ID, 1); !strings.Contains(logs, "startup probe http://db:8080/health: ok") {
 		t.Errorf("web's first connection to db did not succeed; its logs:\n%s", logs)
 	}
 }
