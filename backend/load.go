@@ -68,14 +68,10 @@ func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*ty
 	}
 	configFile := filepath.Join(workingDir, ComposeFileName)
 
-	env := types.NewMapping(os.Environ())
-	if _, ok := env["PWD"]; !ok {
-		env["PWD"] = workingDir
-	}
 	details := types.ConfigDetails{
 		WorkingDir:  workingDir,
 		ConfigFiles: []types.ConfigFile{{Filename: configFile, Content: yaml}},
-		Environment: env,
+		Environment: loaderEnv(workingDir),
 	}
 	project, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 		o.SetProjectName(projectName, true)
@@ -111,6 +107,16 @@ func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*ty
 		project.Services[name] = s
 	}
 	return project.WithoutUnnecessaryResources(), nil
+}
+
+// loaderEnv is the environment Load gives compose-go's loader: the
+// process's, with PWD set to workingDir when it has none.
+func loaderEnv(workingDir string) types.Mapping {
+	env := types.NewMapping(os.Environ())
+	if _, ok := env["PWD"]; !ok {
+		env["PWD"] = workingDir
+	}
+	return env
 }
 
 // descriptiveLabel reports whether the compile label k says where a

@@ -24,29 +24,67 @@ func same(a, b backend.Deployment) bool {
 	return a.ID == b.ID && a.WorkDir == b.WorkDir && string(a.Project) == string(b.Project)
 }
 
+// loadedProject is a deployment and its project as the loader loaded it
+// (backend.EncodeLoaded), for the record.
+type loadedProject struct {
+	d    backend.Deployment
+	data []byte
+}
+
+var _ backend.ProjectCache = (*Engine)(nil)
+
+// remember keeps p, just loaded from d through the loader, encoded for
+// LoadedProject.
+func (e *Engine) remember(d backend.Deployment, p *types.Project) {
+	e.loaded = &loadedProject{d: d, data: backend.EncodeLoaded(p, d.Project)}
+}
+
+// LoadedProject returns d's project as Deploy, Plan or Update loaded it
+// last, encoded (backend.EncodeLoaded), or nil.
+func (e *Engine) LoadedProject(d backend.Deployment) []byte {
+	if e.loaded == nil || !same(e.loaded.d, d) {
+		return nil
+	}
+	return e.loaded.data
+}
+
 // prepared loads d's project and publishes the image ports of the services
 // that ask for it, exactly as Deploy does: the old and new projects of a
 // plan must be prepared identically, or their hashes differ where nothing
-// changed.
-func (e *Engine) prepared(ctx context.Context, d backend.Deployment) (*types.Project, error) {
-	p, err := backend.Load(ctx, d.Project, d.ID, d.WorkDir)
+// changed. With forPlan, the project may be restored from d.Loaded instead
+// of loaded (backend.LoadDeployment); cached says so: such a project is
+// planned with, never deployed.
+func (e *Engine) prepared(ctx context.Context, d backend.Deployment, forPlan bool) (p *types.Project, cached bool, err error) {
+	if forPlan {
+		p, cached, err = backend.LoadDeployment(ctx, d)
+	} else {
+		p, err = backend.Load(ctx, d.Project, d.ID, d.WorkDir)
+	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if !cached {
+		e.remember(d, p)
 	}
 	if err := e.conn.PublishImagePorts(ctx, p, backend.ImagePortServices(p)); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return p, nil
+	return p, cached, nil
 }
 
 // Plan compares the recorded project old, the new one and the containers
-// of project old.ID (their config-hash labels).
+// of project old.ID (their config-hash labels). Each project is restored
+// from its Loaded form when that matches it (the recorded one normally
+// does; the new one when its YAML is the recorded one's), else loaded.
 func (e *Engine) Plan(ctx context.Context, old, new backend.Deployment) (*plan.Plan, error) {
-	op, err := e.prepared(ctx, old)
+	if len(new.Loaded) == 0 && string(new.Project) == string(old.Project) {
+		new.Loaded = old.Loaded
+	}
+	op, _, err := e.prepared(ctx, old, true)
 	if err != nil {
 		return nil, err
 	}
-	np, err := e.prepared(ctx, new)
+	np, cached, err := e.prepared(ctx, new, true)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +92,9 @@ func (e *Engine) Plan(ctx context.Context, old, new backend.Deployment) (*plan.P
 	if err != nil {
 		return nil, err
 	}
-	e.planned = &plannedProject{d: new, p: np}
+	if !cached {
+		e.planned = &plannedProject{d: new, p: np}
+	}
 	return plan.Compute(op, np, &plan.Live{Services: live})
 }
 
@@ -66,7 +106,7 @@ func (e *Engine) Update(ctx context.Context, old, new backend.Deployment, opts b
 		np = e.planned.p
 	} else {
 		var err error
-		if np, err = e.prepared(ctx, new); err != nil {
+		if np, _, err = e.prepared(ctx, new, false); err != nil {
 			return err
 		}
 	}

@@ -146,6 +146,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	if err := e.Deploy(ctx, d, opts.wait); err != nil {
 		return err
 	}
+	rec.Loaded = loadedOf(e, d)
 	if err := res.Commit(rec); err != nil {
 		// Nothing recorded: do not leave an environment no command knows.
 		downCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
