@@ -111,6 +111,27 @@ func LoadDeployment(ctx context.Context, d Deployment) (p *types.Project, cached
 	return p, false, err
 }
 
+// LoadPlanned returns the projects of old and new for a plan, each as
+// [LoadDeployment] gives it (new may be restored from old.Loaded too).
+// When new's YAML is old's (same ID and working directory), new's project
+// is old's itself (np == op): plan.Compute modifies neither. newLoaded
+// reports whether np came from compose-go's loader, and so may be
+// deployed.
+func LoadPlanned(ctx context.Context, old, new Deployment) (op, np *types.Project, newLoaded bool, err error) {
+	op, cached, err := LoadDeployment(ctx, old)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if new.ID == old.ID && new.WorkDir == old.WorkDir && string(new.Project) == string(old.Project) {
+		return op, op, !cached, nil
+	}
+	if len(new.Loaded) == 0 {
+		new.Loaded = old.Loaded
+	}
+	np, cached, err = LoadDeployment(ctx, new)
+	return op, np, !cached && err == nil, err
+}
+
 // restoreLoaded decodes d.Loaded when it matches d, else returns nil.
 func restoreLoaded(d Deployment) *types.Project {
 	if len(d.Loaded) == 0 {

@@ -192,3 +192,38 @@ func TestLoadedMisses(t *testing.T) {
 		t.Errorf("environment changed: cached %v, %v", cached, err)
 	}
 }
+
+// TestLoadPlanned checks which projects a plan gets: the recorded one
+// restored, the new one the same when its YAML is, else loaded (and then
+// deployable).
+func TestLoadPlanned(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	yaml := []byte("name: env\nservices:\n  web:\n    image: ex/web\n")
+	other := []byte("name: env\nservices:\n  web:\n    image: ex/web:2\n")
+	loaded, err := backend.Load(ctx, yaml, "env", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := backend.Deployment{ID: "env", Project: yaml, WorkDir: dir, Loaded: backend.EncodeLoaded(loaded, yaml)}
+	bare := rec
+	bare.Loaded = nil
+	for _, c := range []struct {
+		name          string
+		old, new      backend.Deployment
+		same, deploys bool
+		image         string
+	}{
+		{"same YAML, restored", rec, bare, true, false, "ex/web"},
+		{"same YAML, no loaded form", bare, bare, true, true, "ex/web"},
+		{"other YAML", rec, backend.Deployment{ID: "env", Project: other, WorkDir: dir}, false, true, "ex/web:2"},
+	} {
+		op, np, deploys, err := backend.LoadPlanned(ctx, c.old, c.new)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if (op == np) != c.same || deploys != c.deploys || np.Services["web"].Image != c.image || op.Services["web"].Image != "ex/web" {
+			t.Errorf("%s: same %v, deployable %v, images %s -> %s", c.name, op == np, deploys, op.Services["web"].Image, np.Services["web"].Image)
+		}
+	}
+}

@@ -40,7 +40,7 @@ import (
 func main() {
 	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
 	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down, and of clone against cp -a")
-	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,pull); empty: all")
+	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,pull,update); empty: all")
 	flag.Parse()
 	if err := benchMain(context.Background(), *runs, *lifeRuns, *only, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -88,6 +88,7 @@ func benchMain(ctx context.Context, runs, lifeRuns int, only string, out, log io
 	}{
 		{"compile", b.compileVsLoader}, {"memory", b.peakMemory}, {"startup", b.startup}, {"defs", b.defs},
 		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone}, {"pull", b.pull},
+		{"update", b.update},
 	}
 	for _, p := range parts {
 		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
@@ -350,6 +351,24 @@ func (b *bench) goBench(testBin, name string, n, iters int) (time.Duration, stri
 		return 0, firstLine(out)
 	}
 	ds := parseBench(out)[fmt.Sprintf("%s/envs=%d", name, n)]
+	if len(ds) == 0 {
+		return 0, "no result"
+	}
+	return ds[0], ""
+}
+
+// goBenchOnce runs the benchmark that matches pattern exactly (one name)
+// of the test binary testBin, in dir, once with iters iterations, and
+// returns its ns/op, or why it failed.
+func (b *bench) goBenchOnce(testBin, dir, name string, iters int) (time.Duration, string) {
+	cmd := exec.CommandContext(b.ctx, testBin, "-test.run", "^$",
+		"-test.bench", "^Benchmark"+name+"$", "-test.benchtime", fmt.Sprintf("%dx", iters))
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, firstLine(out)
+	}
+	ds := parseBench(out)[name]
 	if len(ds) == 0 {
 		return 0, "no result"
 	}

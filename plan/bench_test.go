@@ -57,25 +57,23 @@ func compileDef(tb testing.TB, root string) *types.Project {
 }
 
 // planGraph is the whole of planning an update as the local engine does
-// it (backend/compose's Plan, without the engine's calls): the recorded
-// project restored from its loaded form (else loaded), the definition
-// compiled again to YAML, the new project restored the same way when its
-// YAML is the recorded one (else loaded through compose-go's loader), and
-// the plan. With loaded nil, both projects go through the loader (the
+// it (backend/compose's Plan, without the engine's calls): the definition
+// compiled again to YAML, the recorded project restored from its loaded
+// form (else loaded), the new one the same project when its YAML is the
+// recorded one (else loaded through compose-go's loader:
+// backend.LoadPlanned), and the plan. With loaded nil, both projects go through the loader (the
 // cost before the record kept the loaded form).
 func planGraph(tb testing.TB, root string, recorded, loaded []byte) *plan.Plan {
 	tb.Helper()
 	ctx := context.Background()
 	dir := filepath.Dir(root)
-	old, _, err := backend.LoadDeployment(ctx, backend.Deployment{ID: projectName, Project: recorded, WorkDir: dir, Loaded: loaded})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	yaml, err := compile.YAML(compileDef(tb, root))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	new, _, err := backend.LoadDeployment(ctx, backend.Deployment{ID: projectName, Project: yaml, WorkDir: dir, Loaded: loaded})
+	old, new, _, err := backend.LoadPlanned(ctx,
+		backend.Deployment{ID: projectName, Project: recorded, WorkDir: dir, Loaded: loaded},
+		backend.Deployment{ID: projectName, Project: yaml, WorkDir: dir})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -48,51 +48,45 @@ func (e *Engine) LoadedProject(d backend.Deployment) []byte {
 	return e.loaded.data
 }
 
-// prepared loads d's project and publishes the image ports of the services
-// that ask for it, exactly as Deploy does: the old and new projects of a
-// plan must be prepared identically, or their hashes differ where nothing
-// changed. With forPlan, the project may be restored from d.Loaded instead
-// of loaded (backend.LoadDeployment); cached says so: such a project is
-// planned with, never deployed.
-func (e *Engine) prepared(ctx context.Context, d backend.Deployment, forPlan bool) (p *types.Project, cached bool, err error) {
-	if forPlan {
-		p, cached, err = backend.LoadDeployment(ctx, d)
-	} else {
-		p, err = backend.Load(ctx, d.Project, d.ID, d.WorkDir)
-	}
+// prepared loads d's project and publishes the image ports of the
+// services that ask for it, exactly as Deploy does.
+func (e *Engine) prepared(ctx context.Context, d backend.Deployment) (*types.Project, error) {
+	p, err := backend.Load(ctx, d.Project, d.ID, d.WorkDir)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	if !cached {
-		e.remember(d, p)
-	}
-	if err := e.conn.PublishImagePorts(ctx, p, backend.ImagePortServices(p)); err != nil {
-		return nil, false, err
-	}
-	return p, cached, nil
+	e.remember(d, p)
+	return p, e.conn.PublishImagePorts(ctx, p, backend.ImagePortServices(p))
 }
 
 // Plan compares the recorded project old, the new one and the containers
-// of project old.ID (their config-hash labels). Each project is restored
-// from its Loaded form when that matches it (the recorded one normally
-// does; the new one when its YAML is the recorded one's), else loaded.
+// of project old.ID (their config-hash labels). The projects are
+// restored from their loaded form when it matches them, else loaded
+// (backend.LoadPlanned), then prepared as Deploy prepares them (image
+// ports published): the old and new projects of a plan must be prepared
+// identically, or their hashes differ where nothing changed. A restored
+// project is planned with, never deployed: Update loads it again.
 func (e *Engine) Plan(ctx context.Context, old, new backend.Deployment) (*plan.Plan, error) {
-	if len(new.Loaded) == 0 && string(new.Project) == string(old.Project) {
-		new.Loaded = old.Loaded
-	}
-	op, _, err := e.prepared(ctx, old, true)
+	op, np, newLoaded, err := backend.LoadPlanned(ctx, old, new)
 	if err != nil {
 		return nil, err
 	}
-	np, cached, err := e.prepared(ctx, new, true)
-	if err != nil {
+	if newLoaded {
+		e.remember(new, np)
+	}
+	if err := e.conn.PublishImagePorts(ctx, op, backend.ImagePortServices(op)); err != nil {
 		return nil, err
+	}
+	if np != op {
+		if err := e.conn.PublishImagePorts(ctx, np, backend.ImagePortServices(np)); err != nil {
+			return nil, err
+		}
 	}
 	live, err := e.conn.LiveServices(ctx, old.ID)
 	if err != nil {
 		return nil, err
 	}
-	if !cached {
+	if newLoaded {
 		e.planned = &plannedProject{d: new, p: np}
 	}
 	return plan.Compute(op, np, &plan.Live{Services: live})
@@ -106,7 +100,7 @@ func (e *Engine) Update(ctx context.Context, old, new backend.Deployment, opts b
 		np = e.planned.p
 	} else {
 		var err error
-		if np, _, err = e.prepared(ctx, new, false); err != nil {
+		if np, err = e.prepared(ctx, new); err != nil {
 			return err
 		}
 	}
