@@ -56,6 +56,10 @@ type Deployment struct {
 	// KeepOnFailure asks Deploy to leave what it created in place when
 	// it fails (`denv run --keep-on-failure`); not part of the record.
 	KeepOnFailure bool
+	// Loaded is optional: Project as compose-go's loader loaded it
+	// ([EncodeLoaded], kept beside the record), which an engine may use
+	// to plan without loading Project again ([LoadDeployment]).
+	Loaded []byte
 }
 
 // RenderOptions are the choices made when an environment is first run.

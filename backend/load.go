@@ -68,14 +68,10 @@ func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*ty
 	}
 	configFile := filepath.Join(workingDir, ComposeFileName)
 
-	env := types.NewMapping(os.Environ())
-	if _, ok := env["PWD"]; !ok {
-		env["PWD"] = workingDir
-	}
 	details := types.ConfigDetails{
 		WorkingDir:  workingDir,
 		ConfigFiles: []types.ConfigFile{{Filename: configFile, Content: yaml}},
-		Environment: env,
+		Environment: loaderEnv(workingDir),
 	}
 	project, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 		o.SetProjectName(projectName, true)
@@ -118,6 +114,16 @@ func Load(ctx context.Context, yaml []byte, projectName, workingDir string) (*ty
 // denv.environment, denv.source, denv.param.*): not part of what an
 // update compares, on any engine.
 func DescriptiveLabel(k string) bool { return descriptiveLabel(k) }
+
+// loaderEnv is the environment Load gives compose-go's loader: the
+// process's, with PWD set to workingDir when it has none.
+func loaderEnv(workingDir string) types.Mapping {
+	env := types.NewMapping(os.Environ())
+	if _, ok := env["PWD"]; !ok {
+		env["PWD"] = workingDir
+	}
+	return env
+}
 
 // descriptiveLabel is [DescriptiveLabel].
 func descriptiveLabel(k string) bool {

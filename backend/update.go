@@ -29,6 +29,17 @@ type Updater interface {
 	Update(ctx context.Context, old, new Deployment, opts UpdateOptions) error
 }
 
+// ProjectCache is implemented by the engines that can hand back the
+// project of a deployment as they loaded it ([EncodeLoaded]), for the
+// record to keep as [Deployment.Loaded]: a later plan then need not load
+// the recorded project again (compose-go's loader takes seconds on a
+// graph of thousands of services).
+type ProjectCache interface {
+	// LoadedProject returns d's project as the last Deploy, Plan or
+	// Update of d loaded it, or nil.
+	LoadedProject(d Deployment) []byte
+}
+
 // UpdateOptions tunes [Updater.Update].
 type UpdateOptions struct {
 	// Wait waits until the containers run (healthy when they have a

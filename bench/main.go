@@ -43,7 +43,7 @@ func main() {
 	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
 	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down, and of clone against cp -a")
 	readyRuns := flag.Int("readiness-runs", 15, "runs of the readiness part (a service ready after a delay, run against up -d --wait)")
-	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,snapshot,export,pull,readiness); empty: all")
+	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,snapshot,export,pull,readiness,update); empty: all")
 	flag.Parse()
 	if err := benchMain(context.Background(), *runs, *lifeRuns, *readyRuns, *only, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -94,6 +94,7 @@ func benchMain(ctx context.Context, runs, lifeRuns, readyRuns int, only string, 
 		{"compile", b.compileVsLoader}, {"memory", b.peakMemory}, {"startup", b.startup}, {"defs", b.defs},
 		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone},
 		{"snapshot", b.snapshot}, {"export", b.export}, {"pull", b.pull}, {"readiness", b.readiness},
+		{"update", b.update},
 	}
 	for _, p := range parts {
 		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
@@ -356,6 +357,24 @@ func (b *bench) goBench(testBin, name string, n, iters int) (time.Duration, stri
 		return 0, firstLine(out)
 	}
 	ds := parseBench(out)[fmt.Sprintf("%s/envs=%d", name, n)]
+	if len(ds) == 0 {
+		return 0, "no result"
+	}
+	return ds[0], ""
+}
+
+// goBenchOnce runs the benchmark that matches pattern exactly (one name)
+// of the test binary testBin, in dir, once with iters iterations, and
+// returns its ns/op, or why it failed.
+func (b *bench) goBenchOnce(testBin, dir, name string, iters int) (time.Duration, string) {
+	cmd := exec.CommandContext(b.ctx, testBin, "-test.run", "^$",
+		"-test.bench", "^Benchmark"+name+"$", "-test.benchtime", fmt.Sprintf("%dx", iters))
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, firstLine(out)
+	}
+	ds := parseBench(out)[name]
 	if len(ds) == 0 {
 		return 0, "no result"
 	}

@@ -223,7 +223,9 @@ func (p *Plan) Service(name string) (Service, bool) {
 
 // Compute plans the update of the environment running old (the recorded
 // project) to new (the newly compiled one); live is what the engine runs
-// now, or nil to plan from the record alone. Neither project is modified.
+// now, or nil to plan from the record alone. Neither project is modified;
+// old and new may be the same project (an update whose YAML did not
+// change).
 func Compute(old, new *types.Project, live *Live) (*Plan, error) {
 	if old == nil || new == nil {
 		return nil, fmt.Errorf("plan: a project is missing")
@@ -262,7 +264,10 @@ func Compute(old, new *types.Project, live *Live) (*Plan, error) {
 		os, existed := old.Services[name]
 		oh := ""
 		if existed {
-			oh = hashOf(os)
+			oh = h
+			if old != new { // the same project: the same hash
+				oh = hashOf(os)
+			}
 			// The field diff only where something differs: the hash
 			// covers all but the attributes compose leaves out of it.
 			if oh != h || !reflect.DeepEqual(os.DependsOn, ns.DependsOn) || !unhashedEqual(os, ns) {

@@ -42,6 +42,9 @@ const (
 	LockFile = "lock"
 	// PreviousFile keeps the project an update replaced.
 	PreviousFile = "previous.yaml"
+	// LoadedFile keeps the project as compose-go's loader loaded it
+	// (Record.Loaded), when the engine gave it: a cache for planning.
+	LoadedFile = "loaded.json"
 )
 
 // storeLockFile, in the store's directory, is flock'ed while an ID is
@@ -108,6 +111,12 @@ type Record struct {
 	// if never updated); its project is kept beside the record as
 	// previous.yaml, for `denv update --previous`.
 	Previous *Previous `json:"previous,omitempty"`
+	// Loaded is Project as the engine's loader loaded it
+	// (backend.EncodeLoaded), optional: `denv update` plans with it
+	// instead of loading Project again. Stored beside the record as
+	// loaded.json, written by Commit and Replace, read by
+	// [Store.LoadedProject] (not by Get).
+	Loaded []byte `json:"-"`
 	// Damaged is set by List, instead of failing, for a record that
 	// cannot be read: the one-line reason. Only ID is set then.
 	Damaged string `json:"-"`
@@ -444,6 +453,9 @@ func (r *Reservation) Commit(rec Record) error {
 	}
 	dir := filepath.Join(r.s.dir, r.id)
 	if err := writeFile(filepath.Join(dir, ProjectFile), rec.Project); err != nil {
+		return err
+	}
+	if err := writeLoaded(dir, rec.Loaded); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(rec, "", "  ")

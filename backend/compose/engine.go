@@ -26,6 +26,9 @@ type Engine struct {
 	// planned is the new project Plan prepared, reused by Update for the
 	// same deployment (update.go).
 	planned *plannedProject
+	// loaded is the last project Deploy or Plan loaded through the
+	// loader, encoded for the record (LoadedProject, update.go).
+	loaded *loadedProject
 }
 
 var _ backend.Engine = (*Engine)(nil)
@@ -49,6 +52,7 @@ func (e *Engine) Deploy(ctx context.Context, d backend.Deployment, wait bool) er
 	if err != nil {
 		return err
 	}
+	e.remember(d, p)
 	if err := e.conn.PrepareImages(ctx, p); err != nil {
 		return err
 	}

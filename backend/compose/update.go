@@ -24,37 +24,71 @@ func same(a, b backend.Deployment) bool {
 	return a.ID == b.ID && a.WorkDir == b.WorkDir && string(a.Project) == string(b.Project)
 }
 
-// prepared loads d's project and publishes the image ports of the services
-// that ask for it, exactly as Deploy does: the old and new projects of a
-// plan must be prepared identically, or their hashes differ where nothing
-// changed.
+// loadedProject is a deployment and its project as the loader loaded it
+// (backend.EncodeLoaded), for the record.
+type loadedProject struct {
+	d    backend.Deployment
+	data []byte
+}
+
+var _ backend.ProjectCache = (*Engine)(nil)
+
+// remember keeps p, just loaded from d through the loader, encoded for
+// LoadedProject.
+func (e *Engine) remember(d backend.Deployment, p *types.Project) {
+	e.loaded = &loadedProject{d: d, data: backend.EncodeLoaded(p, d.Project)}
+}
+
+// LoadedProject returns d's project as Deploy, Plan or Update loaded it
+// last, encoded (backend.EncodeLoaded), or nil.
+func (e *Engine) LoadedProject(d backend.Deployment) []byte {
+	if e.loaded == nil || !same(e.loaded.d, d) {
+		return nil
+	}
+	return e.loaded.data
+}
+
+// prepared loads d's project and publishes the image ports of the
+// services that ask for it, exactly as Deploy does.
 func (e *Engine) prepared(ctx context.Context, d backend.Deployment) (*types.Project, error) {
 	p, err := backend.Load(ctx, d.Project, d.ID, d.WorkDir)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.conn.PublishImagePorts(ctx, p, backend.ImagePortServices(p)); err != nil {
-		return nil, err
-	}
-	return p, nil
+	e.remember(d, p)
+	return p, e.conn.PublishImagePorts(ctx, p, backend.ImagePortServices(p))
 }
 
 // Plan compares the recorded project old, the new one and the containers
-// of project old.ID (their config-hash labels).
+// of project old.ID (their config-hash labels). The projects are
+// restored from their loaded form when it matches them, else loaded
+// (backend.LoadPlanned), then prepared as Deploy prepares them (image
+// ports published): the old and new projects of a plan must be prepared
+// identically, or their hashes differ where nothing changed. A restored
+// project is planned with, never deployed: Update loads it again.
 func (e *Engine) Plan(ctx context.Context, old, new backend.Deployment) (*plan.Plan, error) {
-	op, err := e.prepared(ctx, old)
+	op, np, newLoaded, err := backend.LoadPlanned(ctx, old, new)
 	if err != nil {
 		return nil, err
 	}
-	np, err := e.prepared(ctx, new)
-	if err != nil {
+	if newLoaded {
+		e.remember(new, np)
+	}
+	if err := e.conn.PublishImagePorts(ctx, op, backend.ImagePortServices(op)); err != nil {
 		return nil, err
+	}
+	if np != op {
+		if err := e.conn.PublishImagePorts(ctx, np, backend.ImagePortServices(np)); err != nil {
+			return nil, err
+		}
 	}
 	live, err := e.conn.LiveServices(ctx, old.ID)
 	if err != nil {
 		return nil, err
 	}
-	e.planned = &plannedProject{d: new, p: np}
+	if newLoaded {
+		e.planned = &plannedProject{d: new, p: np}
+	}
 	return plan.Compute(op, np, &plan.Live{Services: live})
 }
 

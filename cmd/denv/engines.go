@@ -76,7 +76,16 @@ func validEngine(e, publishMode string) error {
 
 // deployment is what an engine needs of rec.
 func deployment(rec records.Record) backend.Deployment {
-	return backend.Deployment{ID: rec.ID, Project: rec.Project, WorkDir: rec.WorkDir}
+	return backend.Deployment{ID: rec.ID, Project: rec.Project, WorkDir: rec.WorkDir, Loaded: rec.Loaded}
+}
+
+// loadedOf is d's project as e last loaded it, for the record to keep
+// (Record.Loaded), or nil when e does not say.
+func loadedOf(e backend.Engine, d backend.Deployment) []byte {
+	if pc, ok := e.(backend.ProjectCache); ok {
+		return pc.LoadedProject(d)
+	}
+	return nil
 }
 
 // printEndpoints prints "SERVICE  http://127.0.0.1:PORT" for each published

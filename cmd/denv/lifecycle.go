@@ -117,6 +117,13 @@ func runRm(cmd *cobra.Command, a *app, opts rmOptions, id string) error {
 		return err
 	}
 	defer b.Close()
+	// An update of id in progress: refuse rather than remove what it is
+	// converging (and it refuses to start while rm runs).
+	hold, err := es.Hold(id)
+	if err != nil {
+		return err
+	}
+	defer hold.Release()
 	if err := e.Remove(ctx, id, opts.force, opts.volumes); err != nil {
 		return err
 	}

@@ -178,6 +178,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	if err != nil {
 		return err
 	}
+	rec.Loaded = loadedOf(e, d)
 	if err := res.Commit(rec); err != nil {
 		// Nothing recorded: do not leave an environment no command knows
 		// (nor, when seeded, the copy of the snapshot's data).

@@ -89,6 +89,18 @@ func runUpdate(cmd *cobra.Command, a *app, opts updateOptions, id, def string) (
 	if !ok {
 		return fmt.Errorf("environment %s: %w", id, backend.ErrUpdateUnsupported)
 	}
+	// The environment is held from the plan to the record's replacement:
+	// a racing update or rm of it refuses (records.BusyError). The record
+	// is read again under the lock, in case one finished meanwhile.
+	hold, err := es.Hold(id)
+	if err != nil {
+		return err
+	}
+	defer hold.Release()
+	if rec, err = getRecord(es, id); err != nil {
+		return err
+	}
+	rec.Loaded = es.LoadedProject(id)
 	next, err := a.nextRecord(ctx, es, e, rec, def, opts)
 	if err != nil {
 		return err
@@ -118,6 +130,10 @@ func runUpdate(cmd *cobra.Command, a *app, opts updateOptions, id, def string) (
 	}
 	if err := up.Update(ctx, deployment(rec), deployment(next), backend.UpdateOptions{Wait: opts.wait, RemoveVolumes: drop}); err != nil {
 		return rollBack(ctx, up, rec, next, opts.wait, err)
+	}
+	next.Loaded = loadedOf(e, deployment(next))
+	if next.Loaded == nil && next.Digest == rec.Digest {
+		next.Loaded = rec.Loaded
 	}
 	if _, err := es.Replace(rec, next); err != nil {
 		return fmt.Errorf("environment %s was updated but its record could not be replaced (it still describes the old project; 'denv update %s' again records it): %w", id, id, err)

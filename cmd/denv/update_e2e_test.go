@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/moby/moby/client"
 
+	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/plan"
 	"github.com/alebellu/denv/records"
 )
@@ -153,4 +155,75 @@ func ipv4Endpoint(t *testing.T, id, service string) string {
 	}
 	t.Fatalf("%s publishes no IPv4 port: %+v", service, cs.Items[0].Ports)
 	return ""
+}
+
+// TestE2EUpdateRecordsLoaded checks that run and update keep the loaded
+// form of the project beside the record, restorable for the recorded
+// project (what makes a plan skip compose-go's loader), and that update
+// and rm refuse an environment another process holds (a racing update or
+// rm), changing nothing, and work once it is released.
+func TestE2EUpdateRecordsLoaded(t *testing.T) {
+	b := e2e(t)
+	random := make([]byte, 4)
+	rand.Read(random)
+	id := "update-held-" + hex.EncodeToString(random)
+	downOnCleanup(t, b, id)
+	dir := t.TempDir()
+	def := filepath.Join(dir, "app.denv")
+	write := func(src string) {
+		t.Helper()
+		if err := os.WriteFile(def, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := records.Open(filepath.Join(os.Getenv("DENV_HOME"), "envs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restorable := func(when string) {
+		t.Helper()
+		rec, err := es.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Loaded = es.LoadedProject(id)
+		if _, cached, err := backend.LoadDeployment(context.Background(), deployment(rec)); err != nil || !cached {
+			t.Errorf("%s: the record's loaded form does not restore its project (%d bytes; cached %v, %v)", when, len(rec.Loaded), cached, err)
+		}
+	}
+
+	write("IMAGE ex/web SET A=1\n")
+	mustDenv(t, "run", def, "-n", id)
+	restorable("after run")
+	write("IMAGE ex/web SET A=2\n")
+	mustDenv(t, "update", id)
+	restorable("after update")
+
+	hold, err := es.Hold(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec0, _ := os.ReadFile(filepath.Join(es.Dir(), id, records.RecordFile))
+	write("IMAGE ex/web SET A=3\n")
+	for _, args := range [][]string{{"update", id}, {"rm", "--force", id}} {
+		_, errOut, code := denv(t, args...)
+		if want := fmt.Sprintf("environment %q is busy: another denv process (pid %d)", id, os.Getpid()); code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("denv %s while held: exit %d, %q; want %q", strings.Join(args, " "), code, errOut, want)
+		}
+	}
+	if rec, _ := os.ReadFile(filepath.Join(es.Dir(), id, records.RecordFile)); !bytes.Equal(rec, rec0) {
+		t.Error("the record changed while held")
+	}
+	envs, err := b.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(envs, func(e backend.EnvState) bool { return e.Name == id }); i < 0 || envs[i].Status != backend.StatusRunning {
+		t.Errorf("environment after the refused rm: %+v", envs)
+	}
+	hold.Release()
+	mustDenv(t, "rm", "--force", id)
+	if _, err := es.Get(id); err == nil {
+		t.Error("record still there after rm")
+	}
 }
