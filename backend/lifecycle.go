@@ -157,7 +157,7 @@ func (b *Backend) converge(ctx context.Context, verb string, project *types.Proj
 		msg += "; removed what it had created: " + removed
 	}
 	if keep {
-		msg += "; kept what it had created (--keep-on-failure): 'denv rm --force " + project.Name + "' removes it"
+		msg += "; " + keptLine(project.Name)
 	}
 	if cleanErr != nil {
 		msg += "; cleanup failed: " + oneLine(cleanErr)
@@ -165,7 +165,34 @@ func (b *Backend) converge(ctx context.Context, verb string, project *types.Proj
 	if report != "" {
 		msg += "\n" + report
 	}
+	if keep {
+		return keptError{errors.New(msg)}
+	}
 	return errors.New(msg)
+}
+
+// ErrKeptOnFailure is matched (with errors.Is) by the error of an
+// operation that failed with --keep-on-failure: what it created is still
+// on the engine, unrecorded, for 'denv rm --force ID' to remove.
+const ErrKeptOnFailure = sentinelError("kept on failure")
+
+// keptError is an error marked as [ErrKeptOnFailure].
+type keptError struct{ error }
+
+func (e keptError) Is(target error) bool { return target == ErrKeptOnFailure }
+func (e keptError) Unwrap() error        { return e.error }
+
+// Kept marks err, the failure of an operation on id that kept what it had
+// created, as [ErrKeptOnFailure], adding the line that says so.
+func Kept(err error, id string) error {
+	if errors.Is(err, ErrKeptOnFailure) {
+		return err
+	}
+	return keptError{fmt.Errorf("%w; %s", err, keptLine(id))}
+}
+
+func keptLine(id string) string {
+	return "kept what it had created (--keep-on-failure): 'denv rm --force " + id + "' removes it"
 }
 
 // Start starts the existing containers of the environment name and waits

@@ -55,8 +55,9 @@ containers are started; --wait also waits until they run. Without -n the id is t
 The compiled project is kept under $DENV_HOME/envs/NAME/compose.yaml; later
 commands (envs, start, stop, rm, logs) act on it. If starting fails, what
 this run created is removed and nothing is recorded (with
---keep-on-failure its containers are kept, unrecorded, to inspect them;
-'denv rm --force NAME' removes them). Services with READY, or whose
+--keep-on-failure its containers are kept, unrecorded, to inspect them:
+'denv envs --all' shows NAME as incomplete and 'denv rm --force NAME'
+removes them). Services with READY, or whose
 image declares a HEALTHCHECK, are waited for until healthy: one not ready
 in time fails the run, naming it with its last checks and log lines. If denv is killed
 midway, 'denv envs --all' shows NAME as incomplete and
@@ -138,7 +139,13 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 		return err
 	}
 	defer func() {
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, backend.ErrKeptOnFailure):
+			// what was kept holds the name: envs --all shows it as
+			// incomplete, rm --force removes it
+			res.Release()
+		default:
 			res.Abort()
 		}
 	}()

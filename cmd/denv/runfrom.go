@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -82,9 +81,7 @@ func deploySeeded(ctx context.Context, out io.Writer, b *backend.Backend, d back
 			return
 		}
 		if d.KeepOnFailure && rb.Started {
-			if !strings.Contains(err.Error(), "--keep-on-failure") {
-				err = fmt.Errorf("%w; kept what it had created (--keep-on-failure): 'denv rm --force %s' removes it", err, d.ID)
-			}
+			err = backend.Kept(err, d.ID)
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
