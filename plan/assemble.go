@@ -21,18 +21,11 @@ func Assemble(project string, services []Service, networks, volumes []Resource) 
 		s := &pl.Services[i]
 		slices.Sort(s.Reasons)
 		switch s.Action {
-		case Create:
-			pl.Summary.Create++
-		case Recreate:
-			pl.Summary.Recreate++
-		case Restart:
-			pl.Summary.Restart++
-		case Remove:
-			pl.Summary.Remove++
+		case Create, Recreate, Restart, Remove:
 		default:
 			s.Action = Unchanged
-			pl.Summary.Unchanged++
 		}
+		pl.Summary.count(s.Action)
 	}
 	pl.Networks = assembleResources(networks, &pl.Summary.Networks)
 	pl.Volumes = assembleResources(volumes, &pl.Summary.Volumes)

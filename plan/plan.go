@@ -205,6 +205,23 @@ type ResourceSummary struct {
 	Remove   int `json:"remove"`
 }
 
+// count counts one service planned with action a (any other action
+// than Create, Recreate, Restart and Remove as Unchanged).
+func (s *Summary) count(a Action) {
+	switch a {
+	case Create:
+		s.Create++
+	case Recreate:
+		s.Recreate++
+	case Restart:
+		s.Restart++
+	case Remove:
+		s.Remove++
+	default:
+		s.Unchanged++
+	}
+}
+
 // Empty reports whether applying the plan changes nothing.
 func (p *Plan) Empty() bool {
 	s := p.Summary
@@ -362,18 +379,7 @@ func Compute(old, new *types.Project, live *Live) (*Plan, error) {
 		s := *states[name]
 		slices.Sort(s.Reasons)
 		pl.Services = append(pl.Services, s)
-		switch s.Action {
-		case Create:
-			pl.Summary.Create++
-		case Recreate:
-			pl.Summary.Recreate++
-		case Restart:
-			pl.Summary.Restart++
-		case Remove:
-			pl.Summary.Remove++
-		default:
-			pl.Summary.Unchanged++
-		}
+		pl.Summary.count(s.Action)
 	}
 	pl.Networks = resourceList(netActions, old, new, func(s types.ServiceConfig, key string) bool {
 		_, ok := s.Networks[key]
