@@ -112,21 +112,28 @@ func (b *Backend) Leftovers(ctx context.Context, project string) (Leftovers, err
 		}
 		l.Containers = append(l.Containers, LeftoverContainer{ID: c.ID, Name: name, State: string(c.State)})
 	}
+	err = b.LeftoverNetworksAndVolumes(ctx, f, project, &l)
+	return l, err
+}
+
+// LeftoverNetworksAndVolumes adds the networks and volumes that filter f
+// selects to l (what names them in errors): both engines label theirs.
+func (b *Backend) LeftoverNetworksAndVolumes(ctx context.Context, f client.Filters, what string, l *Leftovers) error {
 	ns, err := b.api.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
-		return l, fmt.Errorf("%s: cannot list networks: %s", project, oneLine(err))
+		return fmt.Errorf("%s: cannot list networks: %s", what, oneLine(err))
 	}
 	for _, n := range ns.Items {
 		l.Networks = append(l.Networks, LeftoverNetwork{ID: n.ID, Name: n.Name})
 	}
 	vs, err := b.api.VolumeList(ctx, client.VolumeListOptions{Filters: f})
 	if err != nil {
-		return l, fmt.Errorf("%s: cannot list volumes: %s", project, oneLine(err))
+		return fmt.Errorf("%s: cannot list volumes: %s", what, oneLine(err))
 	}
 	for _, v := range vs.Items {
 		l.Volumes = append(l.Volumes, v.Name)
 	}
-	return l, nil
+	return nil
 }
 
 // leftoverPasses bounds how often RemoveLeftovers lists and removes.

@@ -53,21 +53,8 @@ func (e *Engine) Leftovers(ctx context.Context, id string) (backend.Leftovers, e
 			l.Secrets = append(l.Secrets, s.Spec.Name)
 		}
 	}
-	nets, err := e.api.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		return l, fmt.Errorf("stack %s: cannot list networks: %s", id, backend.OneLine(err))
-	}
-	for _, n := range nets.Items {
-		l.Networks = append(l.Networks, backend.LeftoverNetwork{ID: n.ID, Name: n.Name})
-	}
-	vols, err := e.api.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		return l, fmt.Errorf("stack %s: cannot list volumes: %s", id, backend.OneLine(err))
-	}
-	for _, v := range vols.Items {
-		l.Volumes = append(l.Volumes, v.Name)
-	}
-	return l, nil
+	err = e.conn.LeftoverNetworksAndVolumes(ctx, f, "stack "+id, &l)
+	return l, err
 }
 
 // leftoverPasses bounds how often RemoveLeftovers lists and removes.

@@ -87,7 +87,14 @@ func endpoint(t *testing.T, out, service string) string {
 // poll calls f until it returns nil or the deadline passes.
 func poll(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	pollFor(t, what, 30*time.Second, 100*time.Millisecond, f)
+}
+
+// pollFor calls f every interval until it succeeds, failing the test with
+// f's last error after timeout.
+func pollFor(t *testing.T, what string, timeout, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
 		if err == nil {
@@ -96,7 +103,7 @@ func poll(t *testing.T, what string, f func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %v", what, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

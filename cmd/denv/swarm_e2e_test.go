@@ -189,15 +189,5 @@ func testSwarmExpertSystem(t *testing.T, b *backend.Backend, def, mode string) {
 // resolve until the new task runs.
 func swarmPoll(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	pollFor(t, what, 2*time.Minute, 200*time.Millisecond, f)
 }
