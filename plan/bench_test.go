@@ -13,7 +13,6 @@ import (
 	"github.com/alebellu/denv/compile"
 	"github.com/alebellu/denv/internal/graphgen"
 	"github.com/alebellu/denv/plan"
-	"github.com/alebellu/denv/resolve"
 )
 
 // graphEnvs is the size of the graph the issue sets the target on: the
@@ -44,12 +43,7 @@ func graphRecord(tb testing.TB) (root string, yaml, loaded []byte) {
 // compileDef resolves and compiles root as `denv update` would.
 func compileDef(tb testing.TB, root string) *types.Project {
 	tb.Helper()
-	dir := filepath.Dir(root)
-	g, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(context.Background(), root)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p, err := compile.Compile(g, compile.Options{Name: projectName, BaseDir: dir})
+	p, err := compileProject(filepath.Dir(root), root)
 	if err != nil {
 		tb.Fatal(err)
 	}

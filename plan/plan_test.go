@@ -2,8 +2,6 @@ package plan_test
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,68 +15,26 @@ import (
 
 	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/compile"
-	"github.com/alebellu/denv/internal/goldentest"
 	"github.com/alebellu/denv/plan"
-	"github.com/alebellu/denv/resolve"
 )
 
-// updating reports whether -update was given (go test ./plan -update
-// rewrites the golden files). The flag is registered by gotest.tools,
-// which compose's packages import, so it is looked up, not declared.
-func updating() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
-// projectName is the environment id every case is planned for.
-const projectName = "env"
-
-// load is what the runtime does with a definition: resolve and compile it
-// (as `denv compile` does), write the compose YAML, and load that YAML back
-// the way the record is loaded (backend.Load).
-func load(tb testing.TB, dir, root string) *types.Project {
-	tb.Helper()
-	ctx := context.Background()
-	g, err := resolve.New(resolve.Options{WorkDir: dir}).Resolve(ctx, filepath.Join(dir, root))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p, err := compile.Compile(g, compile.Options{Name: projectName, BaseDir: dir})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	yaml, err := compile.YAML(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	lp, err := backend.Load(ctx, yaml, projectName, dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return lp
-}
-
-// pair compiles the old/ and new/ files of a txtar case in the same
-// directory (one after the other, so that paths in labels are the same)
-// and returns both projects.
-func pair(t *testing.T, file string) (old, new *types.Project) {
+// pair compiles the definition of the script testdata/script/NAME.txtar
+// as it was first run (the archive's top-level files) and as edited (its
+// new/ files written over them), in the same directory as the script does,
+// and loads both compiled projects as the record is loaded (backend.Load).
+func pair(t *testing.T, name string) (old, new *types.Project) {
 	t.Helper()
-	ar, err := txtar.ParseFile(file)
+	ar, err := txtar.ParseFile(filepath.Join("testdata/script", name+".txtar"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	build := func(side string) *types.Project {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Fatal(err)
-		}
-		n := 0
+	build := func(edit bool) *types.Project {
 		for _, f := range ar.Files {
-			rel, ok := strings.CutPrefix(f.Name, side+"/")
-			if !ok {
+			rel, isEdit := strings.CutPrefix(f.Name, "new/")
+			if isEdit != edit {
 				continue
 			}
-			n++
 			path := filepath.Join(dir, rel)
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
@@ -87,94 +43,21 @@ func pair(t *testing.T, file string) (old, new *types.Project) {
 				t.Fatal(err)
 			}
 		}
-		if n == 0 {
-			t.Fatalf("%s: no %s/ files", file, side)
+		p, err := compileProject(dir, filepath.Join(dir, "web.denv"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return load(t, dir, "web.denv")
+		yaml, err := compile.YAML(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lp, err := backend.Load(context.Background(), yaml, projectName, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lp
 	}
-	return build("old"), build("new")
-}
-
-// TestGolden plans every case of testdata/cases and compares the text and
-// JSON forms with the golden files beside it (go test ./plan -update).
-func TestGolden(t *testing.T) {
-	cases, err := filepath.Glob("testdata/cases/*.txtar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) == 0 {
-		t.Fatal("no cases in testdata/cases")
-	}
-	for _, file := range cases {
-		name := strings.TrimSuffix(filepath.Base(file), ".txtar")
-		t.Run(name, func(t *testing.T) {
-			old, new := pair(t, file)
-			p, err := plan.Compute(old, new, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			text := p.Text()
-			js, err := p.JSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			goldentest.Stable(t, text, func() ([]byte, error) {
-				again, err := plan.Compute(old, new, nil)
-				if err != nil {
-					return nil, err
-				}
-				return again.Text(), nil
-			})
-			var back plan.Plan
-			if err := json.Unmarshal(js, &back); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(&back, p) {
-				t.Errorf("the JSON form does not decode to the plan:\n%s", js)
-			}
-			base := strings.TrimSuffix(file, ".txtar")
-			goldentest.Compare(t, base+".plan.txt", text, updating(), "./plan")
-			goldentest.Compare(t, base+".plan.json", js, updating(), "./plan")
-		})
-	}
-}
-
-// TestCaseActions asserts the point of each case on the plan itself, so
-// that a golden file accepted with -update cannot hide a wrong plan.
-func TestCaseActions(t *testing.T) {
-	want := map[string]map[string]plan.Action{
-		"add":             {"web": plan.Unchanged, "cache": plan.Create},
-		"remove":          {"web": plan.Unchanged, "db": plan.Remove},
-		"image":           {"web": plan.Recreate, "db": plan.Unchanged},
-		"env":             {"web": plan.Recreate, "db": plan.Unchanged},
-		"command":         {"web": plan.Recreate},
-		"port":            {"web": plan.Recreate},
-		"volume_add":      {"web": plan.Recreate},
-		"network_include": {"web": plan.Recreate, "mid-mid": plan.Unchanged, "base-base": plan.Recreate, "other-other": plan.Create},
-		"dependent":       {"web": plan.Unchanged, "db": plan.Recreate},
-		"nochange":        {"web": plan.Unchanged, "queue-queue": plan.Unchanged},
-	}
-	for name, services := range want {
-		t.Run(name, func(t *testing.T) {
-			old, new := pair(t, filepath.Join("testdata/cases", name+".txtar"))
-			p, err := plan.Compute(old, new, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(p.Services) != len(services) {
-				t.Errorf("%d services planned, want %d:\n%s", len(p.Services), len(services), p.Text())
-			}
-			for svc, a := range services {
-				s, ok := p.Service(svc)
-				if !ok || s.Action != a {
-					t.Errorf("%s: %q, want %q:\n%s", svc, s.Action, a, p.Text())
-				}
-			}
-			if name == "nochange" && !p.Empty() {
-				t.Errorf("plan of an unchanged definition is not empty:\n%s", p.Text())
-			}
-		})
-	}
+	return build(false), build(true)
 }
 
 // liveOf is the live state of an environment running p as compose left it:
@@ -196,7 +79,7 @@ func liveOf(t *testing.T, p *types.Project) *plan.Live {
 // is created, a stray one removed, a container whose hash is not the
 // recorded project's recreated, a rebuilt image tag recreates.
 func TestLive(t *testing.T) {
-	old, new := pair(t, "testdata/cases/image.txtar")
+	old, new := pair(t, "image")
 
 	live := liveOf(t, old)
 	p, err := plan.Compute(old, new, live)
@@ -250,7 +133,7 @@ func TestLive(t *testing.T) {
 // shares db's network namespace and logger draws volumes from sidecar
 // (both recreated, transitively).
 func TestDependents(t *testing.T) {
-	old, new := pair(t, "testdata/cases/dependent.txtar")
+	old, new := pair(t, "dependent")
 	for _, p := range []*types.Project{old, new} {
 		web := p.Services["web"]
 		dep := web.DependsOn["db"]
@@ -283,7 +166,7 @@ func TestDependents(t *testing.T) {
 // recreated and the services on it restarted (reconnected), not
 // recreated.
 func TestNetworkRecreated(t *testing.T) {
-	old, new := pair(t, "testdata/cases/nochange.txtar")
+	old, new := pair(t, "nochange")
 	n := new.Networks["queue"]
 	n.Labels = types.Labels{"denv.test": "changed"}
 	new.Networks["queue"] = n
