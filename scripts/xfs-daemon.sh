@@ -9,30 +9,39 @@
 #                                 the ex/db image from the main daemon; prints
 #                                 the DOCKER_HOST to use
 #   scripts/xfs-daemon.sh down    stop that daemon (its pid only), unmount,
-#                                 detach the loop device, remove the file
+#                                 detach the loop device, delete its bridge,
+#                                 remove the file
 #   scripts/xfs-daemon.sh host    print the DOCKER_HOST (unix socket URL)
 #
 # Everything of the second daemon is its own, so that it cannot disturb the
 # machine's main daemon (/var/run/docker.sock): socket, exec-root (and so its
 # own managed containerd), pidfile, data-root, containerd namespaces, cgroup
-# parent, log file. No default bridge (--bridge=none) and no iptables rules
-# or masquerading (--iptables=false --ip-masq=false). denv's environments
-# need a network of their own (the language has no host networking), so the
-# daemon may create user-defined bridges, but only from its own address pool
-# (DENV_XFS_POOL, 10.123.0.0/16 in /24s by default), which must not overlap
-# a route of the host: the script refuses to start if it does. Published
-# ports are then served by docker-proxy alone (no iptables DNAT), on the
-# host's ports, like the main daemon's.
+# parent, log file, and a default bridge of its own (DENV_XFS_BRIDGE,
+# created here, deleted by down). Never --bridge=none: with it, dockerd
+# deletes the host's docker0 interface at start, the main daemon's default
+# bridge ("could not find bridge docker0" for every container on it; it
+# happened once). No iptables rules or masquerading (--iptables=false
+# --ip-masq=false). denv's environments need a network of their own (the
+# language has no host networking), so the daemon creates user-defined
+# bridges, only from its own /16 (DENV_XFS_NET, default 10.123: networks in
+# /24s from 10.123.0.0/17, the default bridge 10.123.255.1/24), which must
+# not overlap a route of the host: the script refuses to start if it does.
+# Published ports are served by docker-proxy alone (no iptables DNAT), on
+# the host's ports, like the main daemon's.
 #
 # Environment: DENV_XFS_DIR (default /var/tmp/denv-xfs), DENV_XFS_SIZE
-# (default 8G), DENV_XFS_RUN (default /run/denv-xfs), DENV_XFS_POOL,
+# (default 8G), DENV_XFS_RUN (default /run/denv-xfs), DENV_XFS_NET (two
+# octets, default 10.123), DENV_XFS_BRIDGE (default denvxfs0),
 # DENV_XFS_IMAGES (images copied from the main daemon; default ex/db).
 set -euo pipefail
 
 dir="${DENV_XFS_DIR:-/var/tmp/denv-xfs}"
 size="${DENV_XFS_SIZE:-8G}"
 run="${DENV_XFS_RUN:-/run/denv-xfs}"
-pool="${DENV_XFS_POOL:-10.123.0.0/16}"
+net="${DENV_XFS_NET:-10.123}"
+bridge="${DENV_XFS_BRIDGE:-denvxfs0}"
+pool="$net.0.0/17"
+bip="$net.255.1/24"
 images="${DENV_XFS_IMAGES:-ex/db}"
 img="$dir/xfs.img"
 mnt="$dir/mnt"
@@ -80,12 +89,12 @@ up() {
 		echo "$host"
 		return 0
 	fi
-	# the address pool must be free on this host: a route into it would be
-	# shadowed by (or shadow) the second daemon's bridges
-	local prefix="${pool%%/*}"
-	prefix="${prefix%.*.*}."
-	if ip -4 route | awk '{print $1}' | grep -q "^${prefix//./\\.}"; then
-		die "address pool $pool overlaps a route of this host (ip -4 route): set DENV_XFS_POOL"
+	[[ "$net" =~ ^[0-9]+\.[0-9]+$ ]] || die "DENV_XFS_NET must be two octets (e.g. 10.123), not $net"
+	# its /16 must be free on this host (but for its own bridge, left by an
+	# earlier up): a route into it would be shadowed by, or shadow, the
+	# second daemon's bridges
+	if ip -4 route | awk -v n="$net." -v b="$bridge" 'index($1, n) == 1 && $3 != b {f = 1} END {exit !f}'; then
+		die "$net.0.0/16 overlaps a route of this host (ip -4 route): set DENV_XFS_NET"
 	fi
 	mkdir -p "$dir" "$mnt" "$run"
 	if ! mountpoint -q "$mnt"; then
@@ -98,6 +107,12 @@ up() {
 		[ -n "$dev" ] || dev="$(losetup -f --show "$img")"
 		mount -t xfs "$dev" "$mnt"
 	fi
+	# a default bridge of its own (never --bridge=none: see above)
+	if ! ip link show "$bridge" >/dev/null 2>&1; then
+		ip link add "$bridge" type bridge
+		ip addr add "$bip" dev "$bridge"
+		ip link set "$bridge" up
+	fi
 	echo "xfs-daemon: starting dockerd on $host (data-root $mnt/docker, log $log)" >&2
 	setsid nohup dockerd \
 		--host "$host" \
@@ -107,7 +122,7 @@ up() {
 		--containerd-namespace denv-xfs \
 		--containerd-plugins-namespace denv-xfs-plugins \
 		--cgroup-parent denv-xfs \
-		--bridge=none --iptables=false --ip6tables=false --ip-masq=false \
+		--bridge="$bridge" --iptables=false --ip6tables=false --ip-masq=false \
 		--default-address-pool "base=$pool,size=24" \
 		--storage-driver overlay2 \
 		>>"$log" 2>&1 </dev/null &
@@ -155,6 +170,10 @@ down() {
 	local dev
 	dev="$(loop_dev)"
 	[ -z "$dev" ] || losetup -d "$dev"
+	# its bridge only when it is a bridge holding our address
+	if ip -4 addr show dev "$bridge" 2>/dev/null | grep -q "inet $bip "; then
+		ip link del "$bridge"
+	fi
 	rm -rf "$dir" "$run"
 }
 
