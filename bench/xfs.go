@@ -12,12 +12,13 @@ import (
 )
 
 // The xfs part's second daemon (scripts/xfs-daemon.sh): its own directory,
-// run directory and address pool, so that it does not meet one started by
-// hand with the script's defaults.
+// run directory, addresses and bridge, so that it does not meet one started
+// by hand with the script's defaults.
 const (
-	xfsDir  = "/var/tmp/denv-bench-xfs"
-	xfsRun  = "/run/denv-bench-xfs"
-	xfsPool = "10.124.0.0/16"
+	xfsDir    = "/var/tmp/denv-bench-xfs"
+	xfsRun    = "/run/denv-bench-xfs"
+	xfsNet    = "10.124"
+	xfsBridge = "denvxfs1"
 )
 
 // xfs measures snapshots on a copy-on-write filesystem: it starts a second
@@ -60,7 +61,7 @@ func (b *bench) xfs() {
 	}
 	b.logf("snapshot, restore and clone of a 1 GiB volume on an XFS data-root vs cp -a (%d runs)", b.lifeRuns)
 	script := filepath.Join(b.repo, "scripts", "xfs-daemon.sh")
-	scriptEnv := []string{"DENV_XFS_DIR=" + xfsDir, "DENV_XFS_RUN=" + xfsRun, "DENV_XFS_POOL=" + xfsPool}
+	scriptEnv := []string{"DENV_XFS_DIR=" + xfsDir, "DENV_XFS_RUN=" + xfsRun, "DENV_XFS_NET=" + xfsNet, "DENV_XFS_BRIDGE=" + xfsBridge}
 	// registered first, so it runs last: the environments' cleanups still
 	// reach the second daemon, then it goes
 	b.cleanups = append(b.cleanups, func() {
