@@ -48,6 +48,7 @@ mnt="$dir/mnt"
 sock="$run/docker.sock"
 host="unix://$sock"
 pidfile="$run/dockerd.pid"
+cgroup="$(basename "$run")"
 log="$dir/dockerd.log"
 deadline_s=60
 
@@ -121,7 +122,7 @@ up() {
 		--pidfile "$pidfile" \
 		--containerd-namespace denv-xfs \
 		--containerd-plugins-namespace denv-xfs-plugins \
-		--cgroup-parent denv-xfs \
+		--cgroup-parent "$cgroup" \
 		--bridge="$bridge" --iptables=false --ip6tables=false --ip-masq=false \
 		--default-address-pool "base=$pool,size=24" \
 		--storage-driver overlay2 \
@@ -174,6 +175,8 @@ down() {
 	if ip -4 addr show dev "$bridge" 2>/dev/null | grep -q "inet $bip "; then
 		ip link del "$bridge"
 	fi
+	# its containers' (now empty) parent cgroups: v1 hierarchies, v2
+	rmdir /sys/fs/cgroup/*/"$cgroup" /sys/fs/cgroup/"$cgroup" 2>/dev/null || true
 	rm -rf "$dir" "$run"
 }
 
