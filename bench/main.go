@@ -43,7 +43,7 @@ func main() {
 	runs := flag.Int("runs", 7, "runs of each CLI measurement (the median is shown)")
 	lifeRuns := flag.Int("lifecycle-runs", 3, "runs of run/stop/rm against up -d/stop/down, and of clone against cp -a")
 	readyRuns := flag.Int("readiness-runs", 15, "runs of the readiness part (a service ready after a delay, run against up -d --wait)")
-	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,snapshot,export,pull,readiness,update); empty: all")
+	only := flag.String("only", "", "comma-separated parts to run (compile,memory,startup,defs,lifecycle,envs,clone,snapshot,export,pull,readiness,update, and xfs, which runs only when named); empty: all but xfs")
 	flag.Parse()
 	if err := benchMain(context.Background(), *runs, *lifeRuns, *readyRuns, *only, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -65,6 +65,10 @@ type bench struct {
 	log       io.Writer
 	rows      []row
 	cleanups  []func()
+	// dockerEnv is added to every command's environment after the
+	// process's own: the xfs part points DOCKER_HOST at its second daemon
+	// for denv, docker and docker-compose alike, cleanups included.
+	dockerEnv []string
 }
 
 // row is one line of the table.
@@ -90,14 +94,18 @@ func benchMain(ctx context.Context, runs, lifeRuns, readyRuns int, only string, 
 	parts := []struct {
 		name string
 		run  func()
+		// named: the part runs only when -only names it (xfs: it mounts
+		// a filesystem and starts a second daemon, as root)
+		named bool
 	}{
-		{"compile", b.compileVsLoader}, {"memory", b.peakMemory}, {"startup", b.startup}, {"defs", b.defs},
-		{"lifecycle", b.lifecycle}, {"envs", b.envs}, {"clone", b.clone},
-		{"snapshot", b.snapshot}, {"export", b.export}, {"pull", b.pull}, {"readiness", b.readiness},
-		{"update", b.update},
+		{"compile", b.compileVsLoader, false}, {"memory", b.peakMemory, false}, {"startup", b.startup, false}, {"defs", b.defs, false},
+		{"lifecycle", b.lifecycle, false}, {"envs", b.envs, false}, {"clone", b.clone, false},
+		{"snapshot", b.snapshot, false}, {"export", b.export, false}, {"pull", b.pull, false}, {"readiness", b.readiness, false},
+		{"update", b.update, false}, {"xfs", b.xfs, true},
 	}
 	for _, p := range parts {
-		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
+		named := slices.Contains(strings.Split(only, ","), p.name)
+		if named || (only == "" && !p.named) {
 			p.run()
 			// each part leaves the engine as it found it: the 20
 			// environments of envs would otherwise hold 20 of the
@@ -155,7 +163,7 @@ type result struct {
 // run runs a command to completion with env added to the environment.
 func (b *bench) run(env []string, dir string, name string, args ...string) (result, error) {
 	cmd := exec.CommandContext(b.ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = slices.Concat(os.Environ(), b.dockerEnv, env)
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -696,9 +704,15 @@ func (b *bench) prepare() {
 
 // cpA times `cp -a` of dir into a new directory, removed once timed.
 func (b *bench) cpA(dir string) (time.Duration, error) {
-	dst := filepath.Join(b.tmp, "cp-a")
+	return b.cpInto(dir, b.tmp)
+}
+
+// cpInto times `cp -a [flags] dir` into a new directory under parent (the
+// filesystem copied to), removed once timed.
+func (b *bench) cpInto(dir, parent string, flags ...string) (time.Duration, error) {
+	dst := filepath.Join(parent, "cp-a")
 	defer os.RemoveAll(dst)
-	r, err := b.run(nil, b.tmp, "cp", "-a", dir, dst)
+	r, err := b.run(nil, b.tmp, "cp", slices.Concat([]string{"-a"}, flags, []string{dir, dst})...)
 	return r.wall, err
 }
 
@@ -929,7 +943,7 @@ func roundAll(ds []time.Duration) []time.Duration {
 // output runs a command and returns its standard output.
 func (b *bench) output(env []string, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(b.ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = slices.Concat(os.Environ(), b.dockerEnv, env)
 	cmd.Dir = b.tmp
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
