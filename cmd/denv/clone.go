@@ -89,7 +89,10 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		return err
 	}
 	id := res.ID()
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 
 	// Everything made for the clone goes if any step fails.
 	rb := clone.Rollback{SrcID: srcID, ID: id}

@@ -219,7 +219,10 @@ func runSnapshot(cmd *cobra.Command, a *app, opts snapshotOptions, id string) (e
 	if k, _ := engineKindOf(rec); !k.cloneable {
 		return fmt.Errorf("cannot snapshot %s: it runs on the %s engine; snapshots are of local (Docker Compose) environments only", id, rec.Engine)
 	}
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 	name, err := freeSnapshotName(ctx, vc, opts.name, id)
 	if err != nil {
 		return err
@@ -443,7 +446,10 @@ func newSnapshotRmCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			vc := volumecopy.New(b)
+			vc, err := a.copier(b)
+			if err != nil {
+				return err
+			}
 			vs, err := vc.SnapshotVolumes(ctx, args[0])
 			if err != nil {
 				return err
@@ -504,7 +510,10 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 	if k, _ := engineKindOf(rec); !k.cloneable {
 		return fmt.Errorf("cannot restore %s: it runs on the %s engine; snapshots are of local (Docker Compose) environments only", id, rec.Engine)
 	}
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 	s, err := getSnapshot(ctx, vc, snap)
 	if err != nil {
 		return err
@@ -635,7 +644,10 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 		return err
 	}
 	defer b.Close()
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 	s, err := getSnapshot(ctx, vc, name)
 	if err != nil {
 		return err
@@ -808,7 +820,10 @@ func runSnapshotImport(cmd *cobra.Command, a *app, copierExe, file, name string)
 		return err
 	}
 	defer b.Close()
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 	if name == "" {
 		name = m.Name
 	}
