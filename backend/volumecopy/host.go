@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/alebellu/denv/backend"
+	"github.com/alebellu/denv/internal/copier"
 	"github.com/alebellu/denv/internal/rootfs"
 )
 
@@ -221,4 +223,44 @@ func (b *Copier) startReader(ctx context.Context, what, copierExe string, args [
 		}
 	}
 	return b.startProcess(what, copierExe, hostArgs, stdin, stdout, stderr)
+}
+
+// startInProcess starts the copy of the directory pairs dirs (SRC DST...)
+// in this process, as copier.Command runs it: it begins when told to
+// ([helper.goAhead]) and stops, with an error, when its input is closed
+// (closeStdin) or it is released.
+func (b *Copier) startInProcess(what string, dirs []string, events io.Writer) *helper {
+	h := &helper{b: b, what: what, stderr: &lockedBuffer{}, output: make(chan struct{}), exit: make(chan exitResult, 1), onHost: true}
+	start, stop := make(chan struct{}), make(chan struct{})
+	var startOnce, stopOnce sync.Once
+	h.begin = func() error {
+		startOnce.Do(func() { close(start) })
+		return nil
+	}
+	h.closeStdin = func() error {
+		stopOnce.Do(func() { close(stop) })
+		return nil
+	}
+	go func() {
+		var err error
+		select {
+		case <-start:
+			err = copier.CopyPairs(dirs, stop, events)
+		case <-stop:
+			err = errors.New("copy not started: no go-ahead received")
+		}
+		close(h.output)
+		if err != nil {
+			// as the copier executable reports it: its last line
+			fmt.Fprintf(h.stderr, "denv: %s\n", err)
+			h.exit <- exitResult{code: 1}
+			return
+		}
+		h.exit <- exitResult{}
+	}()
+	h.release = func() {
+		_ = h.closeStdin()
+		<-h.output // stopped, or finished
+	}
+	return h
 }

@@ -217,7 +217,17 @@ func (b *Copier) startCopy(ctx context.Context, pairs []VolumePair, copierExe st
 	var err error
 	// the sources may still run: whether they are idle is checked by Run
 	if dirs, ok := b.hostDirs(ctx, volumes, false); ok {
-		h, err = b.startProcess(what, copierExe, append(args, dirs...), true, lines, nil)
+		if replace {
+			// a process of its own, which puts the destinations back
+			// by itself should denv go away (its input then ends)
+			h, err = b.startProcess(what, copierExe, append(args, dirs...), true, lines, nil)
+		} else {
+			// a copy: in denv's own process (starting the denv
+			// executable costs 20-100 ms of package initialisation);
+			// if denv goes away, so does the copy, and the caller's
+			// rollback with it, as when denv is killed during any step
+			h = b.startInProcess(what, dirs, lines)
+		}
 	} else {
 		var mounts []mount.Mount
 		for i, p := range pairs {
@@ -256,6 +266,18 @@ type helper struct {
 	finished bool
 	onHost   bool
 	release  func() // see close
+	// goAhead lets a copier started with copier.WaitFlag begin (nil: it
+	// writes the go-ahead on its standard input)
+	begin func() error
+}
+
+// goAhead lets a copier started with copier.WaitFlag begin.
+func (h *helper) goAhead() error {
+	if h.begin != nil {
+		return h.begin()
+	}
+	_, err := io.WriteString(h.stdin, copier.Go())
+	return err
 }
 
 // exitResult is how a helper ended: its exit status, or why it is unknown.
@@ -419,7 +441,7 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 			}
 		}
 	}
-	if _, err := io.WriteString(c.stdin, copier.Go()); err != nil {
+	if err := c.goAhead(); err != nil {
 		// it may have exited already: its exit says why
 		select {
 		case <-c.output:

@@ -122,6 +122,9 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err != nil {
 		return err
 	}
+	// kept as run keeps it, as loaded (before anything changes p): the
+	// clone's first update or snapshot need not load its project again
+	loaded := backend.EncodeLoaded(p, yamlDoc)
 	if err := clone.CheckIndependent(p); err != nil {
 		return err
 	}
@@ -175,6 +178,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		WorkDir:    src.WorkDir,
 		Project:    yamlDoc,
 		Params:     src.Params,
+		Loaded:     loaded,
 	}
 	if err := res.Commit(rec); err != nil {
 		return err

@@ -163,8 +163,11 @@ func freeSnapshotName(ctx context.Context, vc *volumecopy.Copier, name, id strin
 
 // envVolumes loads rec's recorded project and returns its named volumes
 // (key, volume), sorted by key.
-func envVolumes(ctx context.Context, rec records.Record) ([]clone.VolumePair, error) {
-	p, err := backend.Load(ctx, rec.Project, rec.ID, rec.WorkDir)
+func envVolumes(ctx context.Context, es *records.Store, rec records.Record) ([]clone.VolumePair, error) {
+	// the project as run and update kept it, when it matches, spares a
+	// loader pass (10-100 ms): only its volumes' keys and names are read
+	rec.Loaded = es.LoadedProject(rec.ID)
+	p, _, err := backend.LoadDeployment(ctx, deployment(rec))
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +214,7 @@ func runSnapshot(cmd *cobra.Command, a *app, opts snapshotOptions, id string) (e
 	}
 	ctx, stop := snapshotCtx(cmd)
 	defer stop()
-	b, _, _, rec, err := a.openEnv(ctx, cmd, id)
+	b, _, es, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
@@ -227,7 +230,7 @@ func runSnapshot(cmd *cobra.Command, a *app, opts snapshotOptions, id string) (e
 	if err != nil {
 		return err
 	}
-	vols, err := envVolumes(ctx, rec)
+	vols, err := envVolumes(ctx, es, rec)
 	if err != nil {
 		return err
 	}
@@ -502,7 +505,7 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 	out := cmd.OutOrStdout()
 	ctx, stop := snapshotCtx(cmd)
 	defer stop()
-	b, e, _, rec, err := a.openEnv(ctx, cmd, id)
+	b, e, es, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
@@ -518,7 +521,7 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 	if err != nil {
 		return err
 	}
-	vols, err := envVolumes(ctx, rec)
+	vols, err := envVolumes(ctx, es, rec)
 	if err != nil {
 		return err
 	}
