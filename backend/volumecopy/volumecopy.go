@@ -220,6 +220,10 @@ func (b *Copier) startCopy(ctx context.Context, pairs []VolumePair, copierExe st
 		if replace {
 			// a process of its own, which puts the destinations back
 			// by itself should denv go away (its input then ends)
+			// (the former contents moved beside each volume's
+			// directory and removed once it said it finished, not
+			// waited for: about as long as their copy)
+			args = append(args, copier.BesideFlag)
 			h, err = b.startProcess(what, copierExe, append(args, dirs...), true, lines, nil)
 		} else {
 			// a copy: in denv's own process (starting the denv

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/alebellu/denv/backend/backendtest"
 	"github.com/alebellu/denv/backend/volumecopy"
+	"github.com/alebellu/denv/internal/copier"
 )
 
 // copierExe builds backend/testdata/copier statically: a copier with the
@@ -334,6 +336,29 @@ func TestCopyVolumeInterrupted(t *testing.T) {
 	}
 }
 
+// asideRemoved waits until no directory of a replacement is left beside
+// the directory of volume (on this host), and fails after a minute.
+func asideRemoved(t *testing.T, docker client.APIClient, volume string) {
+	t.Helper()
+	res, err := docker.VolumeInspect(context.Background(), volume, client.VolumeInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pattern := filepath.Join(filepath.Dir(res.Volume.Mountpoint), copier.AsidePrefix+"*")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		left, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left beside volume %s: %v", volume, left)
+		}
+	}
+}
+
 // where is a place copies may run, for the tests that run in each.
 type where struct {
 	name  string
@@ -401,6 +426,11 @@ func TestStartReplace(t *testing.T) {
 			for _, p := range pairs {
 				if want, got := sum(p.Src), sum(p.Dst); want != got {
 					t.Errorf("%s: checksum listings differ:\nsource:\n%s\nreplaced:\n%s", p.Dst, want, got)
+				}
+				if w.onHost() {
+					// the former entries, moved beside the volume's
+					// directory, are removed after Run returned
+					asideRemoved(t, docker, p.Dst)
 				}
 			}
 
