@@ -21,6 +21,7 @@ import (
 func TestCopierContainerIsConfined(t *testing.T) {
 	be := backendtest.Require(t)
 	b := volumecopy.New(be)
+	b.Where = volumecopy.InContainer
 	docker := be.API()
 	ctx := testContext(t)
 	name := backendtest.ProjectName(t)
@@ -81,6 +82,7 @@ func TestCopierContainerIsConfined(t *testing.T) {
 func TestTamperedCopierImageIsReplaced(t *testing.T) {
 	be := backendtest.Require(t)
 	b := volumecopy.New(be)
+	b.Where = volumecopy.InContainer // the image is what is tested
 	docker := be.API()
 	ctx := testContext(t)
 	exe := copierExe(t)
@@ -132,42 +134,48 @@ func TestTamperedCopierImageIsReplaced(t *testing.T) {
 // FSETID), an unreadable file and a read-only directory of another user
 // (DAC_OVERRIDE), a hard link to another user's file (FOWNER).
 func TestConfinedCopierKeepsEverything(t *testing.T) {
-	be := backendtest.Require(t)
-	b := volumecopy.New(be)
-	docker := be.API()
-	ctx := testContext(t)
-	image := backendtest.EchoImage(t, be)
-	name := backendtest.ProjectName(t)
-	src := newVolume(t, docker, name+"-src")
-	dst := newVolume(t, docker, name+"-dst")
-	old := time.Date(2003, 4, 5, 6, 7, 8, 0, time.UTC)
-	fillVolume(t, docker, image, src, tarOf(t, []tarEntry{
-		{tar.Header{Typeflag: tar.TypeChar, Name: "null", Mode: 0o666, Devmajor: 1, Devminor: 3, ModTime: old}, nil},
-		{tar.Header{Typeflag: tar.TypeFifo, Name: "fifo", Mode: 0o640, Uid: 1000, Gid: 1000, ModTime: old}, nil},
-		{tar.Header{Typeflag: tar.TypeReg, Name: "suid", Mode: 0o4755, Uid: 1000, Gid: 1000, ModTime: old, Size: 2}, []byte("su")},
-		{tar.Header{Typeflag: tar.TypeReg, Name: "sgid", Mode: 0o2755, Uid: 1000, Gid: 2000, ModTime: old, Size: 2}, []byte("sg")},
-		{tar.Header{Typeflag: tar.TypeDir, Name: "ro/", Mode: 0o500, Uid: 1000, Gid: 1000, ModTime: old}, nil},
-		{tar.Header{Typeflag: tar.TypeReg, Name: "ro/secret", Mode: 0o000, Uid: 1000, Gid: 1000, ModTime: old, Size: 6}, []byte("secret")},
-		{tar.Header{Typeflag: tar.TypeLink, Name: "hard", Linkname: "ro/secret", Uid: 1000, Gid: 1000, ModTime: old}, nil},
-	}))
-	opts := volumecopy.CopyOptions{Copier: copierExe(t)}
-	if err := b.CopyVolume(ctx, src, dst, opts); err != nil {
-		t.Fatal(err)
-	}
-	want, err := b.VolumeChecksum(ctx, src, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := b.VolumeChecksum(ctx, dst, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want != got {
-		t.Errorf("checksum listings differ:\nsource:\n%s\ncopy:\n%s", want, got)
-	}
-	for _, line := range []string{`"null" `, `"fifo" `, `"suid" file 4755 1000:1000`, `"sgid" file 2755 1000:2000`, `"ro" dir 500 1000:1000`, `"ro/secret" file 0 1000:1000`, `"hard" file 0 1000:1000`} {
-		if !strings.Contains(got, line) {
-			t.Errorf("copy listing lacks %q:\n%s", line, got)
-		}
+	// on this host too: the same copy without confinement
+	for _, w := range wheres() {
+		t.Run(w.name, func(t *testing.T) {
+			be := backendtest.Require(t)
+			b := volumecopy.New(be)
+			b.Where = w.where
+			docker := be.API()
+			ctx := testContext(t)
+			image := backendtest.EchoImage(t, be)
+			name := backendtest.ProjectName(t)
+			src := newVolume(t, docker, name+"-src")
+			dst := newVolume(t, docker, name+"-dst")
+			old := time.Date(2003, 4, 5, 6, 7, 8, 0, time.UTC)
+			fillVolume(t, docker, image, src, tarOf(t, []tarEntry{
+				{tar.Header{Typeflag: tar.TypeChar, Name: "null", Mode: 0o666, Devmajor: 1, Devminor: 3, ModTime: old}, nil},
+				{tar.Header{Typeflag: tar.TypeFifo, Name: "fifo", Mode: 0o640, Uid: 1000, Gid: 1000, ModTime: old}, nil},
+				{tar.Header{Typeflag: tar.TypeReg, Name: "suid", Mode: 0o4755, Uid: 1000, Gid: 1000, ModTime: old, Size: 2}, []byte("su")},
+				{tar.Header{Typeflag: tar.TypeReg, Name: "sgid", Mode: 0o2755, Uid: 1000, Gid: 2000, ModTime: old, Size: 2}, []byte("sg")},
+				{tar.Header{Typeflag: tar.TypeDir, Name: "ro/", Mode: 0o500, Uid: 1000, Gid: 1000, ModTime: old}, nil},
+				{tar.Header{Typeflag: tar.TypeReg, Name: "ro/secret", Mode: 0o000, Uid: 1000, Gid: 1000, ModTime: old, Size: 6}, []byte("secret")},
+				{tar.Header{Typeflag: tar.TypeLink, Name: "hard", Linkname: "ro/secret", Uid: 1000, Gid: 1000, ModTime: old}, nil},
+			}))
+			opts := volumecopy.CopyOptions{Copier: copierExe(t)}
+			if err := b.CopyVolume(ctx, src, dst, opts); err != nil {
+				t.Fatal(err)
+			}
+			want, err := b.VolumeChecksum(ctx, src, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := b.VolumeChecksum(ctx, dst, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want != got {
+				t.Errorf("checksum listings differ:\nsource:\n%s\ncopy:\n%s", want, got)
+			}
+			for _, line := range []string{`"null" `, `"fifo" `, `"suid" file 4755 1000:1000`, `"sgid" file 2755 1000:2000`, `"ro" dir 500 1000:1000`, `"ro/secret" file 0 1000:1000`, `"hard" file 0 1000:1000`} {
+				if !strings.Contains(got, line) {
+					t.Errorf("copy listing lacks %q:\n%s", line, got)
+				}
+			}
+		})
 	}
 }

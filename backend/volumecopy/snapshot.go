@@ -126,7 +126,7 @@ func (b *Copier) RunStreamProgress(ctx context.Context, copierExe string, args [
 			}
 		}}
 	}
-	h, err := b.startHelperErr(ctx, what, copierExe, args, ms, in != nil, out, errLines)
+	h, err := b.startReader(ctx, what, copierExe, args, ms, in != nil, out, errLines)
 	if err != nil {
 		return err
 	}
@@ -134,8 +134,8 @@ func (b *Copier) RunStreamProgress(ctx context.Context, copierExe string, args [
 	fed := make(chan error, 1)
 	if in != nil {
 		go func() {
-			_, err := io.Copy(h.attach.Conn, in)
-			if cerr := h.attach.CloseWrite(); err == nil {
+			_, err := io.Copy(h.stdin, in)
+			if cerr := h.closeStdin(); err == nil {
 				err = cerr
 			}
 			fed <- err

@@ -58,6 +58,9 @@ import (
 type Copier struct {
 	conn *backend.Backend
 	api  client.APIClient
+	// Where says where copies may run (the zero value: on this host
+	// when allowed, else in a container).
+	Where Where
 }
 
 // New returns a Copier over conn (which the caller closes).
@@ -129,7 +132,15 @@ type VolumeCopy struct {
 	// replace is set for [Copier.StartReplace]; undone once the copier
 	// said it put every destination back.
 	replace, undone bool
+	// what it was started with, to start it again in a container
+	pairs     []VolumePair
+	copierExe string
+	volumes   []string
 }
+
+// OnHost says whether the copy runs as a process of this host rather
+// than in a container (see [Where]).
+func (c *VolumeCopy) OnHost() bool { return c.onHost }
 
 // undoTimeout bounds the wait for a replacing copier to put the
 // destinations back after an interruption.
@@ -181,52 +192,102 @@ func (b *Copier) startCopy(ctx context.Context, pairs []VolumePair, copierExe st
 	if replace {
 		args[0] = CopierReplaceArg
 	}
-	var mounts []mount.Mount
-	for i, p := range pairs {
+	var volumes []string
+	for _, p := range pairs {
 		for _, v := range []string{p.Src, p.Dst} {
 			if _, err := b.api.VolumeInspect(ctx, v, client.VolumeInspectOptions{}); err != nil {
 				return nil, fmt.Errorf("%s: %s", what, backend.OneLine(err))
 			}
+			volumes = append(volumes, v)
 		}
-		src, dst := fmt.Sprintf("/src/%d", i), fmt.Sprintf("/dst/%d", i)
-		args = append(args, src, dst)
-		mounts = append(mounts,
-			mount.Mount{Type: mount.TypeVolume, Source: p.Src, Target: src, ReadOnly: true},
-			mount.Mount{Type: mount.TypeVolume, Source: p.Dst, Target: dst, VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
 	}
-	c := &VolumeCopy{events: make(chan copier.Event, 16), quit: make(chan struct{}), replace: replace}
+	c := &VolumeCopy{events: make(chan copier.Event, 16), quit: make(chan struct{}), replace: replace,
+		pairs: pairs, copierExe: copierExe, volumes: volumes}
+	// the goroutines hold the channels, not c: inContainer replaces *c
+	events, quit := c.events, c.quit
 	lines := &lineWriter{fn: func(line string) {
 		if ev, ok := copier.ParseEvent(line); ok {
 			select {
-			case c.events <- ev:
-			case <-c.quit:
+			case events <- ev:
+			case <-quit:
 			}
 		}
 	}}
-	h, err := b.startHelper(ctx, what, copierExe, args, mounts, true, lines)
+	var h *helper
+	var err error
+	// the sources may still run: whether they are idle is checked by Run
+	if dirs, ok := b.hostDirs(ctx, volumes, false); ok {
+		if replace {
+			// a process of its own, which puts the destinations back
+			// by itself should denv go away (its input then ends)
+			// (the former contents moved beside each volume's
+			// directory and removed once it said it finished, not
+			// waited for: about as long as their copy)
+			args = append(args, copier.BesideFlag)
+			h, err = b.startProcess(what, copierExe, append(args, dirs...), true, lines, nil)
+		} else {
+			// a copy: in denv's own process (starting the denv
+			// executable costs 20-100 ms of package initialisation);
+			// if denv goes away, so does the copy, and the caller's
+			// rollback with it, as when denv is killed during any step
+			h = b.startInProcess(what, dirs, lines)
+		}
+	} else {
+		var mounts []mount.Mount
+		for i, p := range pairs {
+			src, dst := fmt.Sprintf("/src/%d", i), fmt.Sprintf("/dst/%d", i)
+			args = append(args, src, dst)
+			mounts = append(mounts,
+				mount.Mount{Type: mount.TypeVolume, Source: p.Src, Target: src, ReadOnly: true},
+				mount.Mount{Type: mount.TypeVolume, Source: p.Dst, Target: dst, VolumeOptions: &mount.VolumeOptions{NoCopy: true}})
+		}
+		h, err = b.startHelper(ctx, what, copierExe, args, mounts, true, lines)
+	}
 	if err != nil {
 		return nil, err
 	}
 	c.helper = h
 	go func() {
 		<-h.output
-		close(c.events)
+		close(events)
 	}()
 	return c, nil
 }
 
-// helper is a running container of the copier image.
+// helper is a running copier: a container of the copier image, or a
+// process of the copier executable on this host (see [Where]).
 type helper struct {
-	b      *Copier
-	id     string
-	what   string // how its errors start
-	attach client.HijackedResponse
-	wait   client.ContainerWaitResult
-	stderr *lockedBuffer
-	output chan struct{} // closed when its output has ended
-	// finished is set once it has done its work: it exits by itself and
-	// the engine removes it (AutoRemove).
+	b    *Copier
+	what string // how its errors start
+	// stdin is its standard input (nil without), closeStdin ends it
+	stdin      io.Writer
+	closeStdin func() error
+	exit       chan exitResult // its exit, once
+	stderr     *lockedBuffer
+	output     chan struct{} // closed when its output has ended
+	// finished is set once it has done its work: it exits by itself (and
+	// the engine removes its container: AutoRemove).
 	finished bool
+	onHost   bool
+	release  func() // see close
+	// goAhead lets a copier started with copier.WaitFlag begin (nil: it
+	// writes the go-ahead on its standard input)
+	begin func() error
+}
+
+// goAhead lets a copier started with copier.WaitFlag begin.
+func (h *helper) goAhead() error {
+	if h.begin != nil {
+		return h.begin()
+	}
+	_, err := io.WriteString(h.stdin, copier.Go())
+	return err
+}
+
+// exitResult is how a helper ended: its exit status, or why it is unknown.
+type exitResult struct {
+	code int64
+	err  error
 }
 
 // startHelper creates and starts a container of the copier image running
@@ -289,18 +350,48 @@ func (b *Copier) startHelperErr(ctx context.Context, what, copierExe string, arg
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot create the copier container: %s", what, backend.OneLine(err))
 	}
-	h := &helper{b: b, id: res.ID, what: what, stderr: &lockedBuffer{}, output: make(chan struct{})}
+	id := res.ID
+	h := &helper{b: b, what: what, stderr: &lockedBuffer{}, output: make(chan struct{}), exit: make(chan exitResult, 1)}
+	var attach client.HijackedResponse
+	h.release = func() {
+		if attach.Conn != nil {
+			attach.Close()
+		}
+		if h.finished {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), backend.CleanupTimeout)
+		defer cancel()
+		_, _ = b.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+		// AutoRemove may race the forced removal; wait until it is gone
+		w := b.api.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
+		select {
+		case <-w.Result:
+		case <-w.Error:
+		}
+	}
 	// The attachment and the wait last as long as the container, not ctx:
 	// a replacing copier is told to stop by the end of its input and
 	// waited for after Ctrl-C (its removal otherwise ends both).
-	attach, err := b.api.ContainerAttach(context.WithoutCancel(ctx), res.ID, client.ContainerAttachOptions{Stream: true, Stdin: stdin, Stdout: true, Stderr: true})
+	ares, err := b.api.ContainerAttach(context.WithoutCancel(ctx), id, client.ContainerAttachOptions{Stream: true, Stdin: stdin, Stdout: true, Stderr: true})
 	if err != nil {
 		h.close()
 		return nil, fmt.Errorf("%s: cannot attach to the copier: %s", what, backend.OneLine(err))
 	}
-	h.attach = attach.HijackedResponse
-	h.wait = b.api.ContainerWait(context.WithoutCancel(ctx), res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	if _, err := b.api.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+	attach = ares.HijackedResponse
+	if stdin {
+		h.stdin, h.closeStdin = attach.Conn, attach.CloseWrite
+	}
+	wait := b.api.ContainerWait(context.WithoutCancel(ctx), id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	go func() {
+		select {
+		case r := <-wait.Result:
+			h.exit <- exitResult{code: r.StatusCode}
+		case err := <-wait.Error:
+			h.exit <- exitResult{err: err}
+		}
+	}()
+	if _, err := b.api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		h.close()
 		return nil, fmt.Errorf("%s: cannot start the copier: %s", what, backend.OneLine(err))
 	}
@@ -309,7 +400,7 @@ func (b *Copier) startHelperErr(ctx context.Context, what, copierExe string, arg
 		if stderr != nil {
 			errOut = io.MultiWriter(h.stderr, stderr)
 		}
-		_, _ = stdcopy.StdCopy(stdout, errOut, h.attach.Reader)
+		_, _ = stdcopy.StdCopy(stdout, errOut, attach.Reader)
 		close(h.output)
 	}()
 	return h, nil
@@ -329,25 +420,11 @@ func (h *helper) exitErr(status int64) error {
 	return fmt.Errorf("%s: %s", h.what, msg)
 }
 
-// close releases the helper: once finished, the engine removes it;
-// otherwise it is removed (killed if it still runs), with a context of its
-// own so that it works after Ctrl-C.
+// close releases the helper: once finished, it exits by itself (and the
+// engine removes its container); otherwise it is killed (its container
+// removed), with a context of its own so that it works after Ctrl-C.
 func (h *helper) close() {
-	if h.attach.Conn != nil {
-		h.attach.Close()
-	}
-	if h.finished {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), backend.CleanupTimeout)
-	defer cancel()
-	_, _ = h.b.api.ContainerRemove(ctx, h.id, client.ContainerRemoveOptions{Force: true})
-	// AutoRemove may race the forced removal; wait until it is gone
-	w := h.b.api.ContainerWait(ctx, h.id, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
-	select {
-	case <-w.Result:
-	case <-w.Error:
-	}
+	h.release()
 }
 
 // Run lets the copier copy every pair, in order, and returns when it is
@@ -359,8 +436,22 @@ func (h *helper) close() {
 // [Copier.StartReplace], which puts them back itself (on cancellation,
 // Run tells it to and waits for it).
 func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, total int64)) error {
-	if _, err := io.WriteString(c.attach.Conn, copier.Go()); err != nil {
-		return fmt.Errorf("%s: cannot start the copy: %s", c.what, backend.OneLine(err))
+	if c.onHost {
+		// root on this host walks the trees only if nothing else can
+		// change them meanwhile; otherwise the copy runs confined
+		if busy, err := c.b.volumesInUse(ctx, c.volumes); err != nil || busy {
+			if err := c.inContainer(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.goAhead(); err != nil {
+		// it may have exited already: its exit says why
+		select {
+		case <-c.output:
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("%s: cannot start the copy: %s", c.what, backend.OneLine(err))
+		}
 	}
 	totals := map[int]int64{}
 	handle := func(ev copier.Event) {
@@ -395,7 +486,7 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 			// back (or, if every copy is complete, finishes) and exits
 			done = nil
 			giveUp = time.After(undoTimeout)
-			if err := c.attach.CloseWrite(); err != nil {
+			if err := c.closeStdin(); err != nil {
 				return fmt.Errorf("%s: %w, and the copier could not be told to stop: %s", c.what, cause, backend.OneLine(err))
 			}
 		case <-giveUp:
@@ -406,9 +497,10 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 				continue
 			}
 			handle(ev)
-		case err := <-c.wait.Error:
-			return fmt.Errorf("%s: %s", c.what, backend.OneLine(err))
-		case r := <-c.wait.Result:
+		case r := <-c.exit:
+			if r.err != nil {
+				return fmt.Errorf("%s: %s", c.what, backend.OneLine(r.err))
+			}
 			// the exit is known; the rest of the output follows at once
 			timeout := time.After(10 * time.Second)
 			for events != nil {
@@ -423,10 +515,10 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 					events = nil
 				}
 			}
-			if c.finished && r.StatusCode == 0 {
+			if c.finished && r.code == 0 {
 				return nil // also when interrupted after every copy was complete
 			}
-			err := c.exitErr(r.StatusCode)
+			err := c.exitErr(r.code)
 			if cause != nil && c.undone {
 				return fmt.Errorf("%s: %w", c.what, cause)
 			}
@@ -439,6 +531,20 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 			return nil
 		}
 	}
+}
+
+// inContainer replaces the copier process on this host, not yet told to
+// start, with a copier container.
+func (c *VolumeCopy) inContainer(ctx context.Context) error {
+	b := *c.b
+	b.Where = InContainer
+	nc, err := b.startCopy(ctx, c.pairs, c.copierExe, c.replace)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	*c = *nc
+	return nil
 }
 
 // Close releases the copier: once [VolumeCopy.Run] succeeded the container
@@ -574,7 +680,7 @@ func (b *Copier) RemoveVolumes(ctx context.Context, names []string) error {
 // (with the copier's last stderr line). The container is gone in every
 // case.
 func (b *Copier) runCopier(ctx context.Context, copierExe string, args []string, mounts []mount.Mount, out io.Writer, what string) error {
-	h, err := b.startHelper(ctx, what, copierExe, args, mounts, false, out)
+	h, err := b.startReader(ctx, what, copierExe, args, mounts, false, out, nil)
 	if err != nil {
 		return err
 	}
@@ -590,15 +696,16 @@ func (h *helper) waitExit(ctx context.Context, what string) error {
 	select {
 	case <-ctx.Done():
 		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
-	case err := <-h.wait.Error:
-		return fmt.Errorf("%s: %s", what, backend.OneLine(err))
-	case r := <-h.wait.Result:
+	case r := <-h.exit:
+		if r.err != nil {
+			return fmt.Errorf("%s: %s", what, backend.OneLine(r.err))
+		}
 		// the exit is known; the output stream ends right after
 		select {
 		case <-h.output:
 		case <-time.After(10 * time.Second):
 		}
-		return h.exitErr(r.StatusCode)
+		return h.exitErr(r.code)
 	}
 }
 

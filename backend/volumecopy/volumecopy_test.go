@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/alebellu/denv/backend/backendtest"
 	"github.com/alebellu/denv/backend/volumecopy"
+	"github.com/alebellu/denv/internal/copier"
 )
 
 // copierExe builds backend/testdata/copier statically: a copier with the
@@ -102,45 +105,50 @@ func tarOf(t *testing.T, entries []tarEntry) []byte {
 }
 
 func TestCopyVolumeIsFaithful(t *testing.T) {
-	be := backendtest.Require(t)
-	b := volumecopy.New(be)
-	docker := be.API()
-	ctx := testContext(t)
-	image := backendtest.EchoImage(t, be)
-	name := backendtest.ProjectName(t)
-	src := newVolume(t, docker, name+"-src")
-	dst := newVolume(t, docker, name+"-dst")
-	fillVolume(t, docker, image, src, testTree(t))
-	// what the engine puts in a new volume from its image: replaced
-	fillVolume(t, docker, image, dst, staleTree(t))
-	opts := volumecopy.CopyOptions{Copier: copierExe(t)}
+	for _, w := range wheres() {
+		t.Run(w.name, func(t *testing.T) {
+			be := backendtest.Require(t)
+			b := volumecopy.New(be)
+			b.Where = w.where
+			docker := be.API()
+			ctx := testContext(t)
+			image := backendtest.EchoImage(t, be)
+			name := backendtest.ProjectName(t)
+			src := newVolume(t, docker, name+"-src")
+			dst := newVolume(t, docker, name+"-dst")
+			fillVolume(t, docker, image, src, testTree(t))
+			// what the engine puts in a new volume from its image: replaced
+			fillVolume(t, docker, image, dst, staleTree(t))
+			opts := volumecopy.CopyOptions{Copier: copierExe(t)}
 
-	var calls int
-	var last, total int64
-	opts.Progress = func(copied, tot int64) { calls++; last, total = copied, tot }
-	if err := b.CopyVolume(ctx, src, dst, opts); err != nil {
-		t.Fatal(err)
-	}
-	wantTotal := int64(40<<20 + 7 + 3)
-	if total != wantTotal || last != wantTotal {
-		t.Errorf("progress ended at %d of %d after %d calls, want %d of %d", last, total, calls, wantTotal, wantTotal)
-	}
+			var calls int
+			var last, total int64
+			opts.Progress = func(copied, tot int64) { calls++; last, total = copied, tot }
+			if err := b.CopyVolume(ctx, src, dst, opts); err != nil {
+				t.Fatal(err)
+			}
+			wantTotal := int64(40<<20 + 7 + 3)
+			if total != wantTotal || last != wantTotal {
+				t.Errorf("progress ended at %d of %d after %d calls, want %d of %d", last, total, calls, wantTotal, wantTotal)
+			}
 
-	want, err := b.VolumeChecksum(ctx, src, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := b.VolumeChecksum(ctx, dst, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want != got {
-		t.Errorf("checksum listings differ:\nsource:\n%s\ncopy:\n%s", want, got)
-	}
-	for _, line := range []string{`"pg/empty" dir 750 999:998`, `"exec" file 755 0:0`, `"hard" file 755 0:0`, `"empty-file" file 444 1234:5678`, `"link" symlink 777 1234:5678`, `-> "/nowhere"`} {
-		if !strings.Contains(got, line) {
-			t.Errorf("copy listing lacks %q:\n%s", line, got)
-		}
+			want, err := b.VolumeChecksum(ctx, src, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := b.VolumeChecksum(ctx, dst, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want != got {
+				t.Errorf("checksum listings differ:\nsource:\n%s\ncopy:\n%s", want, got)
+			}
+			for _, line := range []string{`"pg/empty" dir 750 999:998`, `"exec" file 755 0:0`, `"hard" file 755 0:0`, `"empty-file" file 444 1234:5678`, `"link" symlink 777 1234:5678`, `-> "/nowhere"`} {
+				if !strings.Contains(got, line) {
+					t.Errorf("copy listing lacks %q:\n%s", line, got)
+				}
+			}
+		})
 	}
 }
 
@@ -158,58 +166,63 @@ func staleTree(t *testing.T) []byte {
 // TestStartCopyTwoVolumes copies two volumes with one copier container
 // started ahead, and reports progress per volume.
 func TestStartCopyTwoVolumes(t *testing.T) {
-	be := backendtest.Require(t)
-	b := volumecopy.New(be)
-	docker := be.API()
-	ctx := testContext(t)
-	image := backendtest.EchoImage(t, be)
-	name := backendtest.ProjectName(t)
-	src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
-	src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
-	fillVolume(t, docker, image, src1, testTree(t))
-	fillVolume(t, docker, image, src2, staleTree(t))
-	opts := volumecopy.CopyOptions{Copier: copierExe(t)}
+	for _, w := range wheres() {
+		t.Run(w.name, func(t *testing.T) {
+			be := backendtest.Require(t)
+			b := volumecopy.New(be)
+			b.Where = w.where
+			docker := be.API()
+			ctx := testContext(t)
+			image := backendtest.EchoImage(t, be)
+			name := backendtest.ProjectName(t)
+			src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
+			src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
+			fillVolume(t, docker, image, src1, testTree(t))
+			fillVolume(t, docker, image, src2, staleTree(t))
+			opts := volumecopy.CopyOptions{Copier: copierExe(t)}
 
-	c, err := b.StartCopy(ctx, []volumecopy.VolumePair{{Src: src1, Dst: dst1}, {Src: src2, Dst: dst2}}, opts.Copier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// as clone does: the copier, which mounts the sources too, is not
-	// paused (the copy would never end)
-	resume, err := b.PauseVolumeUsers(ctx, []string{src1, src2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := resume(); err != nil {
-			t.Error(err)
-		}
-	}()
-	last := map[int]int64{}
-	if err := c.Run(ctx, func(i int, copied, total int64) {
-		if copied > total {
-			t.Errorf("volume %d: %d copied of %d", i, copied, total)
-		}
-		last[i] = copied
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if want := map[int]int64{0: 40<<20 + 7 + 3, 1: 10}; last[0] != want[0] || last[1] != want[1] {
-		t.Errorf("progress ended at %v, want %v", last, want)
-	}
-	for _, p := range [][2]string{{src1, dst1}, {src2, dst2}} {
-		want, err := b.VolumeChecksum(ctx, p[0], opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := b.VolumeChecksum(ctx, p[1], opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want != got {
-			t.Errorf("%s: checksum listings differ:\nsource:\n%s\ncopy:\n%s", p[1], want, got)
-		}
+			c, err := b.StartCopy(ctx, []volumecopy.VolumePair{{Src: src1, Dst: dst1}, {Src: src2, Dst: dst2}}, opts.Copier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// as clone does: the copier, which mounts the sources too, is not
+			// paused (the copy would never end)
+			resume, err := b.PauseVolumeUsers(ctx, []string{src1, src2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := resume(); err != nil {
+					t.Error(err)
+				}
+			}()
+			last := map[int]int64{}
+			if err := c.Run(ctx, func(i int, copied, total int64) {
+				if copied > total {
+					t.Errorf("volume %d: %d copied of %d", i, copied, total)
+				}
+				last[i] = copied
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[int]int64{0: 40<<20 + 7 + 3, 1: 10}; last[0] != want[0] || last[1] != want[1] {
+				t.Errorf("progress ended at %v, want %v", last, want)
+			}
+			for _, p := range [][2]string{{src1, dst1}, {src2, dst2}} {
+				want, err := b.VolumeChecksum(ctx, p[0], opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := b.VolumeChecksum(ctx, p[1], opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want != got {
+					t.Errorf("%s: checksum listings differ:\nsource:\n%s\ncopy:\n%s", p[1], want, got)
+				}
+			}
+		})
 	}
 }
 
@@ -285,38 +298,83 @@ func TestPauseVolumeUsers(t *testing.T) {
 // TestCopyVolumeInterrupted cancels the copy as soon as it starts (like
 // Ctrl-C): the error says so and no helper container is left.
 func TestCopyVolumeInterrupted(t *testing.T) {
-	be := backendtest.Require(t)
-	b := volumecopy.New(be)
-	docker := be.API()
-	image := backendtest.EchoImage(t, be)
-	name := backendtest.ProjectName(t)
-	src := newVolume(t, docker, name+"-src")
-	dst := newVolume(t, docker, name+"-dst")
-	fillVolume(t, docker, image, src, testTree(t))
-	copier := copierExe(t)
-	if err := b.PrepareCopier(testContext(t), copier); err != nil {
-		t.Fatal(err)
-	}
+	for _, w := range wheres() {
+		t.Run(w.name, func(t *testing.T) {
+			be := backendtest.Require(t)
+			b := volumecopy.New(be)
+			b.Where = w.where
+			docker := be.API()
+			image := backendtest.EchoImage(t, be)
+			name := backendtest.ProjectName(t)
+			src := newVolume(t, docker, name+"-src")
+			dst := newVolume(t, docker, name+"-dst")
+			fillVolume(t, docker, image, src, testTree(t))
+			copier := copierExe(t)
+			if err := b.PrepareCopier(testContext(t), copier); err != nil {
+				t.Fatal(err)
+			}
 
-	ctx, cancel := context.WithCancel(testContext(t))
-	defer cancel()
-	err := b.CopyVolume(ctx, src, dst, volumecopy.CopyOptions{Copier: copier, Progress: func(copied, total int64) {
-		if copied == 0 {
-			cancel()
-		}
-	}})
-	if err == nil || !strings.Contains(err.Error(), "context canceled") {
-		t.Fatalf("interrupted copy: err = %v, want a cancellation error", err)
+			ctx, cancel := context.WithCancel(testContext(t))
+			defer cancel()
+			err := b.CopyVolume(ctx, src, dst, volumecopy.CopyOptions{Copier: copier, Progress: func(copied, total int64) {
+				if copied == 0 {
+					cancel()
+				}
+			}})
+			if err == nil || !strings.Contains(err.Error(), "context canceled") {
+				t.Fatalf("interrupted copy: err = %v, want a cancellation error", err)
+			}
+			res, err := docker.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+				Filters: make(client.Filters).Add("label", "denv.copier=true").Add("volume", dst)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Items) > 0 {
+				t.Errorf("%d copier containers left after the interruption", len(res.Items))
+			}
+		})
 	}
-	res, err := docker.ContainerList(context.Background(), client.ContainerListOptions{All: true,
-		Filters: make(client.Filters).Add("label", "denv.copier=true").Add("volume", dst)})
+}
+
+// asideRemoved waits until no directory of a replacement is left beside
+// the directory of volume (on this host), and fails after a minute.
+func asideRemoved(t *testing.T, docker client.APIClient, volume string) {
+	t.Helper()
+	res, err := docker.VolumeInspect(context.Background(), volume, client.VolumeInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Items) > 0 {
-		t.Errorf("%d copier containers left after the interruption", len(res.Items))
+	pattern := filepath.Join(filepath.Dir(res.Volume.Mountpoint), copier.AsidePrefix+"*")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		left, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left beside volume %s: %v", volume, left)
+		}
 	}
 }
+
+// where is a place copies may run, for the tests that run in each.
+type where struct {
+	name  string
+	where volumecopy.Where
+}
+
+// wheres are the places a copy may run: a process on this host (when the
+// test runs as root there, as CI does; else a container too) and a
+// container.
+func wheres() []where {
+	return []where{{"host", volumecopy.Anywhere}, {"container", volumecopy.InContainer}}
+}
+
+// onHost says whether a copy allowed to run anywhere runs on this host
+// here: as root, the volumes' directories are this host's.
+func (w where) onHost() bool { return w.where == volumecopy.Anywhere && os.Geteuid() == 0 }
 
 func testContext(t *testing.T) context.Context {
 	t.Helper()
@@ -330,65 +388,75 @@ func testContext(t *testing.T) context.Context {
 // second replacement once it copies (like Ctrl-C): the copier puts both
 // volumes back, Run says so, and their listings are those before it.
 func TestStartReplace(t *testing.T) {
-	be := backendtest.Require(t)
-	b := volumecopy.New(be)
-	docker := be.API()
-	ctx := testContext(t)
-	image := backendtest.EchoImage(t, be)
-	name := backendtest.ProjectName(t)
-	src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
-	src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
-	fillVolume(t, docker, image, src1, testTree(t))
-	fillVolume(t, docker, image, src2, staleTree(t))
-	fillVolume(t, docker, image, dst1, staleTree(t))
-	fillVolume(t, docker, image, dst2, testTree(t))
-	opts := volumecopy.CopyOptions{Copier: copierExe(t)}
-	sum := func(v string) string {
-		t.Helper()
-		s, err := b.VolumeChecksum(ctx, v, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	pairs := []volumecopy.VolumePair{{Src: src1, Dst: dst1}, {Src: src2, Dst: dst2}}
+	for _, w := range wheres() {
+		t.Run(w.name, func(t *testing.T) {
+			be := backendtest.Require(t)
+			b := volumecopy.New(be)
+			b.Where = w.where
+			docker := be.API()
+			ctx := testContext(t)
+			image := backendtest.EchoImage(t, be)
+			name := backendtest.ProjectName(t)
+			src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
+			src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
+			fillVolume(t, docker, image, src1, testTree(t))
+			fillVolume(t, docker, image, src2, staleTree(t))
+			fillVolume(t, docker, image, dst1, staleTree(t))
+			fillVolume(t, docker, image, dst2, testTree(t))
+			opts := volumecopy.CopyOptions{Copier: copierExe(t)}
+			sum := func(v string) string {
+				t.Helper()
+				s, err := b.VolumeChecksum(ctx, v, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			pairs := []volumecopy.VolumePair{{Src: src1, Dst: dst1}, {Src: src2, Dst: dst2}}
 
-	c, err := b.StartReplace(ctx, pairs, opts.Copier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = c.Run(ctx, nil)
-	c.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pairs {
-		if want, got := sum(p.Src), sum(p.Dst); want != got {
-			t.Errorf("%s: checksum listings differ:\nsource:\n%s\nreplaced:\n%s", p.Dst, want, got)
-		}
-	}
+			c, err := b.StartReplace(ctx, pairs, opts.Copier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Run(ctx, nil)
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pairs {
+				if want, got := sum(p.Src), sum(p.Dst); want != got {
+					t.Errorf("%s: checksum listings differ:\nsource:\n%s\nreplaced:\n%s", p.Dst, want, got)
+				}
+				if w.onHost() {
+					// the former entries, moved beside the volume's
+					// directory, are removed after Run returned
+					asideRemoved(t, docker, p.Dst)
+				}
+			}
 
-	// the other way, interrupted: dst1 and dst2 stay as they are now
-	before1, before2 := sum(dst1), sum(dst2)
-	c, err = b.StartReplace(ctx, []volumecopy.VolumePair{{Src: src2, Dst: dst1}, {Src: src1, Dst: dst2}}, opts.Copier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	err = c.Run(rctx, func(i int, copied, total int64) {
-		if copied == 0 { // 40 MiB still to copy: it cannot be complete
-			cancel()
-		}
-	})
-	if err == nil || !strings.Contains(err.Error(), "context canceled") || !c.Undone() {
-		t.Fatalf("interrupted replacement: err = %v, undone %v; want a cancellation, undone", err, c.Undone())
-	}
-	if got := sum(dst1); got != before1 {
-		t.Errorf("%s not put back:\nbefore:\n%s\nafter:\n%s", dst1, before1, got)
-	}
-	if got := sum(dst2); got != before2 {
-		t.Errorf("%s not put back:\nbefore:\n%s\nafter:\n%s", dst2, before2, got)
+			// the other way, interrupted: dst1 and dst2 stay as they are now
+			before1, before2 := sum(dst1), sum(dst2)
+			c, err = b.StartReplace(ctx, []volumecopy.VolumePair{{Src: src2, Dst: dst1}, {Src: src1, Dst: dst2}}, opts.Copier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			err = c.Run(rctx, func(i int, copied, total int64) {
+				if copied == 0 { // 40 MiB still to copy: it cannot be complete
+					cancel()
+				}
+			})
+			if err == nil || !strings.Contains(err.Error(), "context canceled") || !c.Undone() {
+				t.Fatalf("interrupted replacement: err = %v, undone %v; want a cancellation, undone", err, c.Undone())
+			}
+			if got := sum(dst1); got != before1 {
+				t.Errorf("%s not put back:\nbefore:\n%s\nafter:\n%s", dst1, before1, got)
+			}
+			if got := sum(dst2); got != before2 {
+				t.Errorf("%s not put back:\nbefore:\n%s\nafter:\n%s", dst2, before2, got)
+			}
+		})
 	}
 }

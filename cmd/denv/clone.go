@@ -89,7 +89,10 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		return err
 	}
 	id := res.ID()
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 
 	// Everything made for the clone goes if any step fails.
 	rb := clone.Rollback{SrcID: srcID, ID: id}
@@ -119,6 +122,9 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 	if err != nil {
 		return err
 	}
+	// kept as run keeps it, as loaded (before anything changes p): the
+	// clone's first update or snapshot need not load its project again
+	loaded := backend.EncodeLoaded(p, yamlDoc)
 	if err := clone.CheckIndependent(p); err != nil {
 		return err
 	}
@@ -172,6 +178,7 @@ func runClone(cmd *cobra.Command, a *app, opts cloneOptions, srcID string) (err 
 		WorkDir:    src.WorkDir,
 		Project:    yamlDoc,
 		Params:     src.Params,
+		Loaded:     loaded,
 	}
 	if err := res.Commit(rec); err != nil {
 		return err

@@ -148,6 +148,20 @@ func TestE2EClone(t *testing.T) {
 	if e, _ := listed(t, src, false); e.Status != "running" {
 		t.Errorf("source is %q after the clone, want running", e.Status)
 	}
+	// its record keeps the project as loaded, as run's does: its first
+	// snapshot or update plans without loading it again
+	es, err := newApp().openEnvs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := es.Get(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Loaded = es.LoadedProject(dst)
+	if _, cached, err := backend.LoadDeployment(ctx, deployment(rec)); err != nil || !cached {
+		t.Errorf("the clone's loaded form does not restore its project (%d bytes; cached %v, %v)", len(rec.Loaded), cached, err)
+	}
 }
 
 // TestE2ECloneFailuresLeaveNothing: a clone from a missing environment,
@@ -198,6 +212,9 @@ func TestE2ECloneFailuresLeaveNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("DENV_COPIER", script)
+	// copies on this host run in denv itself: the broken copier is used
+	// by a copy in a container
+	t.Setenv("DENV_COPY_IN", "container")
 	half := src + "-h"
 	downOnCleanup(t, b, half)
 	_, errOut, code = denv(t, "clone", src, "-n", half)

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
+
+	"github.com/alebellu/denv/backend"
 
 	"github.com/alebellu/denv/backend/volumecopy"
 	"github.com/alebellu/denv/internal/copier"
@@ -44,4 +48,24 @@ func newCopierCmds() []*cobra.Command {
 			},
 		},
 	}
+}
+
+// copierEnv is the environment variable that says where volume copies
+// run: "container" keeps every copy in a confined container of the copier
+// image; empty or "auto" lets denv run a copy as a process of this host
+// when it is root there and nothing else uses the volumes (see
+// volumecopy.Where).
+const copierEnv = "DENV_COPY_IN"
+
+// copier returns the volume copier over b, as DENV_COPY_IN says.
+func (a *app) copier(b *backend.Backend) (*volumecopy.Copier, error) {
+	vc := volumecopy.New(b)
+	switch v := a.getenv(copierEnv); v {
+	case "", "auto":
+	case "container":
+		vc.Where = volumecopy.InContainer
+	default:
+		return nil, fmt.Errorf("%s=%q: want container or auto", copierEnv, v)
+	}
+	return vc, nil
 }

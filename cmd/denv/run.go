@@ -120,8 +120,12 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 	defer b.Close()
 	// the snapshot is matched before anything is written
 	var seed *snapshotInfo
+	var vc *volumecopy.Copier
 	if opts.from != "" {
-		if seed, err = seedSnapshot(ctx, volumecopy.New(b), opts.from, def, p); err != nil {
+		if vc, err = a.copier(b); err != nil {
+			return err
+		}
+		if seed, err = seedSnapshot(ctx, vc, opts.from, def, p); err != nil {
 			return err
 		}
 	}
@@ -178,7 +182,7 @@ func runRun(cmd *cobra.Command, a *app, opts runOptions, def string) (err error)
 		rec.SeededFrom = seed.Name
 		// the copy's progress on stderr, with compose's: stdout is
 		// the endpoints, as for every run
-		err = deploySeeded(ctx, cmd.ErrOrStderr(), b, d, seed, opts.wait, opts.copier)
+		err = deploySeeded(ctx, cmd.ErrOrStderr(), b, vc, d, seed, opts.wait, opts.copier)
 	} else {
 		err = e.Deploy(ctx, d, opts.wait)
 	}

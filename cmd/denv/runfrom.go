@@ -65,7 +65,7 @@ func seedPairs(p *types.Project, s *snapshotInfo) []clone.VolumePair {
 // services with a healthcheck are healthy). When a step fails, everything
 // of d is removed, or, with d.KeepOnFailure once its containers exist,
 // kept (unrecorded) and the error says so.
-func deploySeeded(ctx context.Context, out io.Writer, b *backend.Backend, d backend.Deployment, s *snapshotInfo, wait bool, copierExe string) (err error) {
+func deploySeeded(ctx context.Context, out io.Writer, b *backend.Backend, vc *volumecopy.Copier, d backend.Deployment, s *snapshotInfo, wait bool, copierExe string) (err error) {
 	p, err := backend.Load(ctx, d.Project, d.ID, d.WorkDir)
 	if err != nil {
 		return err
@@ -74,7 +74,6 @@ func deploySeeded(ctx context.Context, out io.Writer, b *backend.Backend, d back
 	if why := volumeMismatch(d.ID, clone.Pairs(p, ""), s); why != "" {
 		return fmt.Errorf("cannot run %s from snapshot %s: %s", d.ID, s.Name, why)
 	}
-	vc := volumecopy.New(b)
 	rb := clone.Rollback{ID: d.ID, What: fmt.Sprintf("run %s from snapshot %s", d.ID, s.Name)}
 	defer func() {
 		if err == nil {

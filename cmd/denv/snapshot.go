@@ -163,8 +163,11 @@ func freeSnapshotName(ctx context.Context, vc *volumecopy.Copier, name, id strin
 
 // envVolumes loads rec's recorded project and returns its named volumes
 // (key, volume), sorted by key.
-func envVolumes(ctx context.Context, rec records.Record) ([]clone.VolumePair, error) {
-	p, err := backend.Load(ctx, rec.Project, rec.ID, rec.WorkDir)
+func envVolumes(ctx context.Context, es *records.Store, rec records.Record) ([]clone.VolumePair, error) {
+	// the project as run and update kept it, when it matches, spares a
+	// loader pass (10-100 ms): only its volumes' keys and names are read
+	rec.Loaded = es.LoadedProject(rec.ID)
+	p, _, err := backend.LoadDeployment(ctx, deployment(rec))
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +214,7 @@ func runSnapshot(cmd *cobra.Command, a *app, opts snapshotOptions, id string) (e
 	}
 	ctx, stop := snapshotCtx(cmd)
 	defer stop()
-	b, _, _, rec, err := a.openEnv(ctx, cmd, id)
+	b, _, es, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
@@ -219,12 +222,15 @@ func runSnapshot(cmd *cobra.Command, a *app, opts snapshotOptions, id string) (e
 	if k, _ := engineKindOf(rec); !k.cloneable {
 		return fmt.Errorf("cannot snapshot %s: it runs on the %s engine; snapshots are of local (Docker Compose) environments only", id, rec.Engine)
 	}
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 	name, err := freeSnapshotName(ctx, vc, opts.name, id)
 	if err != nil {
 		return err
 	}
-	vols, err := envVolumes(ctx, rec)
+	vols, err := envVolumes(ctx, es, rec)
 	if err != nil {
 		return err
 	}
@@ -443,7 +449,10 @@ func newSnapshotRmCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer b.Close()
-			vc := volumecopy.New(b)
+			vc, err := a.copier(b)
+			if err != nil {
+				return err
+			}
 			vs, err := vc.SnapshotVolumes(ctx, args[0])
 			if err != nil {
 				return err
@@ -496,7 +505,7 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 	out := cmd.OutOrStdout()
 	ctx, stop := snapshotCtx(cmd)
 	defer stop()
-	b, e, _, rec, err := a.openEnv(ctx, cmd, id)
+	b, e, es, rec, err := a.openEnv(ctx, cmd, id)
 	if err != nil {
 		return err
 	}
@@ -504,12 +513,15 @@ func runRestore(cmd *cobra.Command, a *app, copierExe, id, snap string) (err err
 	if k, _ := engineKindOf(rec); !k.cloneable {
 		return fmt.Errorf("cannot restore %s: it runs on the %s engine; snapshots are of local (Docker Compose) environments only", id, rec.Engine)
 	}
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 	s, err := getSnapshot(ctx, vc, snap)
 	if err != nil {
 		return err
 	}
-	vols, err := envVolumes(ctx, rec)
+	vols, err := envVolumes(ctx, es, rec)
 	if err != nil {
 		return err
 	}
@@ -635,7 +647,10 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 		return err
 	}
 	defer b.Close()
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 	s, err := getSnapshot(ctx, vc, name)
 	if err != nil {
 		return err
@@ -808,7 +823,10 @@ func runSnapshotImport(cmd *cobra.Command, a *app, copierExe, file, name string)
 		return err
 	}
 	defer b.Close()
-	vc := volumecopy.New(b)
+	vc, err := a.copier(b)
+	if err != nil {
+		return err
+	}
 	if name == "" {
 		name = m.Name
 	}

@@ -46,115 +46,123 @@ func removeSnapshotsOnCleanup(t *testing.T, c *client.Client, names ...string) {
 // TestE2ESnapshotRestoreExportImport: a snapshot restores the bytes it
 // took (checksum listings equal), survives export, rm and import into a
 // new environment, a corrupted export is refused with nothing imported,
-// and rm --volumes of an environment keeps its snapshots.
+// and rm --volumes of an environment keeps its snapshots; with the copier
+// on this host and in a container.
 func TestE2ESnapshotRestoreExportImport(t *testing.T) {
-	b := e2e(t)
-	copier := useStaticCopier(t)
-	c := dockerClient(t)
-	ctx := context.Background()
-	vc := volumecopy.New(b)
-	src, url := cloneSource(t, b)
-	snap, snap2, bad := src+"-s", src+"-s2", src+"-bad"
-	removeSnapshotsOnCleanup(t, c, snap, snap2, bad)
+	// auto: as root (CI), the copies and the export run on this host;
+	// container: every copy in the copier container, as for other users
+	for _, in := range []string{"auto", "container"} {
+		t.Run(in, func(t *testing.T) {
+			t.Setenv("DENV_COPY_IN", in)
+			b := e2e(t)
+			copier := useStaticCopier(t)
+			c := dockerClient(t)
+			ctx := context.Background()
+			vc := volumecopy.New(b)
+			src, url := cloneSource(t, b)
+			snap, snap2, bad := src+"-s", src+"-s2", src+"-bad"
+			removeSnapshotsOnCleanup(t, c, snap, snap2, bad)
 
-	big := randomHex(t, 4<<20)
-	mustHTTP(t, "PUT", url+"/kv/big", big)
-	mustHTTP(t, "PUT", url+"/kv/small", "hello")
-	out := mustDenv(t, "snapshot", src, "-n", snap)
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); lines[len(lines)-1] != snap {
-		t.Fatalf("snapshot printed %q, want its name %s last", out, snap)
-	}
-	want, err := vc.VolumeChecksum(ctx, src+"_data", volumecopy.CopyOptions{Copier: copier})
-	if err != nil {
-		t.Fatal(err)
-	}
+			big := randomHex(t, 4<<20)
+			mustHTTP(t, "PUT", url+"/kv/big", big)
+			mustHTTP(t, "PUT", url+"/kv/small", "hello")
+			out := mustDenv(t, "snapshot", src, "-n", snap)
+			if lines := strings.Split(strings.TrimSpace(out), "\n"); lines[len(lines)-1] != snap {
+				t.Fatalf("snapshot printed %q, want its name %s last", out, snap)
+			}
+			want, err := vc.VolumeChecksum(ctx, src+"_data", volumecopy.CopyOptions{Copier: copier})
+			if err != nil {
+				t.Fatal(err)
+			}
 
-	mustHTTP(t, "PUT", url+"/kv/small", "changed")
-	mustHTTP(t, "PUT", url+"/kv/extra", "new")
-	mustDenv(t, "restore", src, snap)
-	poll(t, "the restored source answers", func() error { _, _, err := httpDo("GET", url+"/kv/small", ""); return err })
-	if got := mustHTTP(t, "GET", url+"/kv/small", ""); got != "hello" {
-		t.Errorf("after restore small is %q, want hello", got)
-	}
-	if got := mustHTTP(t, "GET", url+"/kv/big", ""); got != big {
-		t.Errorf("after restore big has %d bytes, want the %d snapshotted", len(got), len(big))
-	}
-	if code, _, _ := httpDo("GET", url+"/kv/extra", ""); code != 404 {
-		t.Errorf("after restore extra answers %d, want 404 (written after the snapshot)", code)
-	}
-	got, err := vc.VolumeChecksum(ctx, src+"_data", volumecopy.CopyOptions{Copier: copier})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Errorf("listing after restore differs:\nsnapshotted:\n%s\nrestored:\n%s", want, got)
-	}
-	var list []snapshotInfo
-	if err := json.Unmarshal([]byte(mustDenv(t, "snapshots", src, "--format", "json")), &list); err != nil {
-		t.Fatal(err)
-	}
-	if len(list) != 1 || list[0].Name != snap || list[0].Environment != src || list[0].Volumes["data"] < int64(len(big)+5) {
-		t.Errorf("snapshots %s lists %+v, want %s of %s with data >= %d bytes", src, list, snap, src, len(big)+5)
-	}
+			mustHTTP(t, "PUT", url+"/kv/small", "changed")
+			mustHTTP(t, "PUT", url+"/kv/extra", "new")
+			mustDenv(t, "restore", src, snap)
+			poll(t, "the restored source answers", func() error { _, _, err := httpDo("GET", url+"/kv/small", ""); return err })
+			if got := mustHTTP(t, "GET", url+"/kv/small", ""); got != "hello" {
+				t.Errorf("after restore small is %q, want hello", got)
+			}
+			if got := mustHTTP(t, "GET", url+"/kv/big", ""); got != big {
+				t.Errorf("after restore big has %d bytes, want the %d snapshotted", len(got), len(big))
+			}
+			if code, _, _ := httpDo("GET", url+"/kv/extra", ""); code != 404 {
+				t.Errorf("after restore extra answers %d, want 404 (written after the snapshot)", code)
+			}
+			got, err := vc.VolumeChecksum(ctx, src+"_data", volumecopy.CopyOptions{Copier: copier})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("listing after restore differs:\nsnapshotted:\n%s\nrestored:\n%s", want, got)
+			}
+			var list []snapshotInfo
+			if err := json.Unmarshal([]byte(mustDenv(t, "snapshots", src, "--format", "json")), &list); err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != 1 || list[0].Name != snap || list[0].Environment != src || list[0].Volumes["data"] < int64(len(big)+5) {
+				t.Errorf("snapshots %s lists %+v, want %s of %s with data >= %d bytes", src, list, snap, src, len(big)+5)
+			}
 
-	// export, rm, import under another name, restore into a new environment
-	file := filepath.Join(t.TempDir(), "snap.denvsnap")
-	mustDenv(t, "snapshot", "export", snap, "-o", file)
-	mustDenv(t, "snapshot", "rm", snap)
-	if vs := snapshotVolumes(t, c, snap); len(vs) > 0 {
-		t.Errorf("snapshot rm left volumes %v", vs)
-	}
-	mustDenv(t, "snapshot", "import", file, "-n", snap2)
-	dst := src + "-d"
-	downOnCleanup(t, b, dst)
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	def := filepath.Join(t.TempDir(), "kv2.denv")
-	if err := os.WriteFile(def, []byte(fmt.Sprintf("IMAGE ex/db VOLUME data:/data PORT %d:8080\nEXPOSE db\n", port)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dstURL := endpoint(t, mustDenv(t, "run", "-n", dst, def), "db")
-	mustHTTP(t, "PUT", dstURL+"/kv/small", "in the new environment")
-	mustDenv(t, "restore", dst, snap2)
-	poll(t, "the restored environment answers", func() error { _, _, err := httpDo("GET", dstURL+"/kv/small", ""); return err })
-	if got := mustHTTP(t, "GET", dstURL+"/kv/big", ""); got != big {
-		t.Errorf("imported snapshot restored into %s: big has %d bytes, want %d", dst, len(got), len(big))
-	}
-	got, err = vc.VolumeChecksum(ctx, dst+"_data", volumecopy.CopyOptions{Copier: copier})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Errorf("listing after export, import, restore differs:\nsnapshotted:\n%s\nrestored:\n%s", want, got)
-	}
+			// export, rm, import under another name, restore into a new environment
+			file := filepath.Join(t.TempDir(), "snap.denvsnap")
+			mustDenv(t, "snapshot", "export", snap, "-o", file)
+			mustDenv(t, "snapshot", "rm", snap)
+			if vs := snapshotVolumes(t, c, snap); len(vs) > 0 {
+				t.Errorf("snapshot rm left volumes %v", vs)
+			}
+			mustDenv(t, "snapshot", "import", file, "-n", snap2)
+			dst := src + "-d"
+			downOnCleanup(t, b, dst)
+			port, err := freePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			def := filepath.Join(t.TempDir(), "kv2.denv")
+			if err := os.WriteFile(def, []byte(fmt.Sprintf("IMAGE ex/db VOLUME data:/data PORT %d:8080\nEXPOSE db\n", port)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dstURL := endpoint(t, mustDenv(t, "run", "-n", dst, def), "db")
+			mustHTTP(t, "PUT", dstURL+"/kv/small", "in the new environment")
+			mustDenv(t, "restore", dst, snap2)
+			poll(t, "the restored environment answers", func() error { _, _, err := httpDo("GET", dstURL+"/kv/small", ""); return err })
+			if got := mustHTTP(t, "GET", dstURL+"/kv/big", ""); got != big {
+				t.Errorf("imported snapshot restored into %s: big has %d bytes, want %d", dst, len(got), len(big))
+			}
+			got, err = vc.VolumeChecksum(ctx, dst+"_data", volumecopy.CopyOptions{Copier: copier})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("listing after export, import, restore differs:\nsnapshotted:\n%s\nrestored:\n%s", want, got)
+			}
 
-	// a corrupted export: refused, nothing imported
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[len(data)/2] ^= 0xff
-	corrupt := filepath.Join(t.TempDir(), "corrupt.denvsnap")
-	if err := os.WriteFile(corrupt, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, code := denv(t, "snapshot", "import", corrupt, "-n", bad); code == 0 || !strings.Contains(errOut, "cannot import snapshot") {
-		t.Errorf("import of a corrupted file: exit %d, stderr %q; want a refusal", code, errOut)
-	}
-	if vs := snapshotVolumes(t, c, bad); len(vs) > 0 {
-		t.Errorf("refused import left volumes %v", vs)
-	}
+			// a corrupted export: refused, nothing imported
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data[len(data)/2] ^= 0xff
+			corrupt := filepath.Join(t.TempDir(), "corrupt.denvsnap")
+			if err := os.WriteFile(corrupt, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, errOut, code := denv(t, "snapshot", "import", corrupt, "-n", bad); code == 0 || !strings.Contains(errOut, "cannot import snapshot") {
+				t.Errorf("import of a corrupted file: exit %d, stderr %q; want a refusal", code, errOut)
+			}
+			if vs := snapshotVolumes(t, c, bad); len(vs) > 0 {
+				t.Errorf("refused import left volumes %v", vs)
+			}
 
-	// rm --volumes of the environment keeps its snapshots
-	mustDenv(t, "snapshot", dst, "-n", snap)
-	mustDenv(t, "rm", "--force", "--volumes", dst)
-	if _, err := c.VolumeInspect(ctx, dst+"_data", client.VolumeInspectOptions{}); err == nil {
-		t.Errorf("rm --volumes kept %s_data", dst)
-	}
-	if vs := snapshotVolumes(t, c, snap); len(vs) != 2 {
-		t.Errorf("after rm --volumes of %s its snapshot has volumes %v, want its data and head volumes", dst, vs)
+			// rm --volumes of the environment keeps its snapshots
+			mustDenv(t, "snapshot", dst, "-n", snap)
+			mustDenv(t, "rm", "--force", "--volumes", dst)
+			if _, err := c.VolumeInspect(ctx, dst+"_data", client.VolumeInspectOptions{}); err == nil {
+				t.Errorf("rm --volumes kept %s_data", dst)
+			}
+			if vs := snapshotVolumes(t, c, snap); len(vs) != 2 {
+				t.Errorf("after rm --volumes of %s its snapshot has volumes %v, want its data and head volumes", dst, vs)
+			}
+		})
 	}
 }
 

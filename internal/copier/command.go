@@ -80,6 +80,16 @@ func Command(args []string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return CopyPairs(args, nil, out)
+}
+
+// CopyPairs is [Command] after its go-ahead, for a caller in the same
+// process: args are SRC DST pairs, and a close of abort (nil: never)
+// stops it with an error, leaving what it copied.
+func CopyPairs(args []string, abort <-chan struct{}, out io.Writer) error {
+	if len(args) == 0 || len(args)%2 != 0 {
+		return errors.New("usage: SRC DST [SRC DST]...")
+	}
 	var mu sync.Mutex
 	for i := 0; i < len(args); i += 2 {
 		tree := i / 2
@@ -90,12 +100,12 @@ func Command(args []string, in io.Reader, out io.Writer) error {
 			mu.Lock()
 			defer mu.Unlock()
 			fmt.Fprintf(out, "%s %d %d\n", kind, tree, n)
-		}, nil)
+		}, abort)
 		if err != nil {
 			return err
 		}
 	}
-	_, err = fmt.Fprintln(out, KindFinished)
+	_, err := fmt.Fprintln(out, KindFinished)
 	return err
 }
 

@@ -2,6 +2,7 @@ package copier
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -44,6 +45,27 @@ func newTree(t *testing.T, src string) {
 	must(t, os.Chmod(src, 0o700))
 }
 
+// withBeside is the arguments of ReplaceCommand, with BesideFlag when
+// beside.
+func withBeside(beside bool, args ...string) []string {
+	if beside {
+		return append([]string{BesideFlag}, args...)
+	}
+	return args
+}
+
+// noAside fails if a directory of ReplaceCommand is left in dst or
+// beside it.
+func noAside(t *testing.T, dst string) {
+	t.Helper()
+	for _, dir := range []string{dst, filepath.Dir(dst)} {
+		left, err := filepath.Glob(filepath.Join(dir, AsidePrefix+"*"))
+		if err != nil || len(left) > 0 {
+			t.Errorf("left in %s: %v (%v)", dir, left, err)
+		}
+	}
+}
+
 // goAhead is the input of a caller that gave the go-ahead and stays,
 // until the test ends.
 func goAhead(t *testing.T) io.Reader {
@@ -56,21 +78,26 @@ func goAhead(t *testing.T) io.Reader {
 // TestReplaceCommand: every destination ends as a faithful copy of its
 // source (no former entry, no aside directory left), "finished" last.
 func TestReplaceCommand(t *testing.T) {
-	src1, dst1, src2, dst2 := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
-	newTree(t, src1)
-	must(t, os.WriteFile(filepath.Join(src2, "x"), []byte("x"), 0o644))
-	oldTree(t, dst1)
-	oldTree(t, dst2)
-	var out bytes.Buffer
-	must(t, ReplaceCommand([]string{WaitFlag, src1, dst1, src2, dst2}, goAhead(t), &out))
-	for _, p := range [][2]string{{src1, dst1}, {src2, dst2}} {
-		if want, got := listing(t, p[0]), listing(t, p[1]); want != got {
-			t.Errorf("%s: listings differ:\nsource:\n%s\nreplaced:\n%s", p[1], want, got)
-		}
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if lines[len(lines)-1] != KindFinished {
-		t.Errorf("last event %q, want %s", lines[len(lines)-1], KindFinished)
+	for _, beside := range []bool{false, true} {
+		t.Run(fmt.Sprintf("beside=%v", beside), func(t *testing.T) {
+			src1, dst1, src2, dst2 := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+			newTree(t, src1)
+			must(t, os.WriteFile(filepath.Join(src2, "x"), []byte("x"), 0o644))
+			oldTree(t, dst1)
+			oldTree(t, dst2)
+			var out bytes.Buffer
+			must(t, ReplaceCommand(withBeside(beside, WaitFlag, src1, dst1, src2, dst2), goAhead(t), &out))
+			for _, p := range [][2]string{{src1, dst1}, {src2, dst2}} {
+				if want, got := listing(t, p[0]), listing(t, p[1]); want != got {
+					t.Errorf("%s: listings differ:\nsource:\n%s\nreplaced:\n%s", p[1], want, got)
+				}
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if lines[len(lines)-1] != KindFinished {
+				t.Errorf("last event %q, want %s", lines[len(lines)-1], KindFinished)
+			}
+			noAside(t, dst1)
+		})
 	}
 }
 
@@ -78,25 +105,30 @@ func TestReplaceCommand(t *testing.T) {
 // replacement after the first pair was copied, and both destinations are
 // back as they were (contents, modes, owners, times of the roots too).
 func TestReplaceCommandFailsAsItWas(t *testing.T) {
-	src1, dst1, dst2 := t.TempDir(), t.TempDir(), t.TempDir()
-	newTree(t, src1)
-	oldTree(t, dst1)
-	oldTree(t, dst2)
-	want1, want2 := listing(t, dst1), listing(t, dst2)
-	var out bytes.Buffer
-	err := ReplaceCommand([]string{WaitFlag, src1, dst1, filepath.Join(t.TempDir(), "missing"), dst2}, goAhead(t), &out)
-	if err == nil || !strings.Contains(err.Error(), "every destination is as it was") {
-		t.Fatalf("ReplaceCommand with a missing source: err = %v, want a failure that undid everything", err)
-	}
-	if got := listing(t, dst1); got != want1 {
-		t.Errorf("%s not as it was:\nbefore:\n%s\nafter:\n%s", dst1, want1, got)
-	}
-	if got := listing(t, dst2); got != want2 {
-		t.Errorf("%s not as it was:\nbefore:\n%s\nafter:\n%s", dst2, want2, got)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if lines[len(lines)-1] != KindUndone {
-		t.Errorf("last event %q, want %s", lines[len(lines)-1], KindUndone)
+	for _, beside := range []bool{false, true} {
+		t.Run(fmt.Sprintf("beside=%v", beside), func(t *testing.T) {
+			src1, dst1, dst2 := t.TempDir(), t.TempDir(), t.TempDir()
+			newTree(t, src1)
+			oldTree(t, dst1)
+			oldTree(t, dst2)
+			want1, want2 := listing(t, dst1), listing(t, dst2)
+			var out bytes.Buffer
+			err := ReplaceCommand(withBeside(beside, WaitFlag, src1, dst1, filepath.Join(t.TempDir(), "missing"), dst2), goAhead(t), &out)
+			if err == nil || !strings.Contains(err.Error(), "every destination is as it was") {
+				t.Fatalf("ReplaceCommand with a missing source: err = %v, want a failure that undid everything", err)
+			}
+			if got := listing(t, dst1); got != want1 {
+				t.Errorf("%s not as it was:\nbefore:\n%s\nafter:\n%s", dst1, want1, got)
+			}
+			if got := listing(t, dst2); got != want2 {
+				t.Errorf("%s not as it was:\nbefore:\n%s\nafter:\n%s", dst2, want2, got)
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if lines[len(lines)-1] != KindUndone {
+				t.Errorf("last event %q, want %s", lines[len(lines)-1], KindUndone)
+			}
+			noAside(t, dst1)
+		})
 	}
 }
 
@@ -117,17 +149,22 @@ func (w *abortWriter) Write(b []byte) (int, error) {
 // TestReplaceInterrupted: stopped once copying, the destination is as it
 // was.
 func TestReplaceInterrupted(t *testing.T) {
-	src, dst := t.TempDir(), t.TempDir()
-	newTree(t, src)
-	oldTree(t, dst)
-	want := listing(t, dst)
-	out := &abortWriter{abort: make(chan struct{})}
-	err := replaceTrees([]string{src, dst}, out.abort, out)
-	if err == nil || !strings.Contains(err.Error(), "interrupted") {
-		t.Fatalf("interrupted replacement: err = %v", err)
-	}
-	if got := listing(t, dst); got != want {
-		t.Errorf("%s not as it was:\nbefore:\n%s\nafter:\n%s", dst, want, got)
+	for _, beside := range []bool{false, true} {
+		t.Run(fmt.Sprintf("beside=%v", beside), func(t *testing.T) {
+			src, dst := t.TempDir(), t.TempDir()
+			newTree(t, src)
+			oldTree(t, dst)
+			want := listing(t, dst)
+			out := &abortWriter{abort: make(chan struct{})}
+			err := replaceTrees([]string{src, dst}, out.abort, out, beside)
+			if err == nil || !strings.Contains(err.Error(), "interrupted") {
+				t.Fatalf("interrupted replacement: err = %v", err)
+			}
+			if got := listing(t, dst); got != want {
+				t.Errorf("%s not as it was:\nbefore:\n%s\nafter:\n%s", dst, want, got)
+			}
+			noAside(t, dst)
+		})
 	}
 }
 

@@ -59,17 +59,37 @@ func For(exe, name string) (*Layout, error) {
 	return forRoot("/", exe, name)
 }
 
+// CheckExecutable fails, saying why in one line, unless exe is an ELF
+// executable (what [For] checks first).
+func CheckExecutable(exe string) error {
+	_, f, err := openExecutable(exe)
+	if err == nil {
+		_ = f.Close()
+	}
+	return err
+}
+
+// openExecutable opens the ELF file exe (symbolic links followed) and
+// returns its real path.
+func openExecutable(exe string) (string, *elf.File, error) {
+	real, err := filepath.EvalSymlinks(exe)
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot read the executable: %w", err)
+	}
+	f, err := elf.Open(real)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s is not a Linux executable: %v", exe, oneLine(err))
+	}
+	return real, f, nil
+}
+
 // forRoot is [For] with the host's library directories and ld.so.cache
 // looked up under root (tests use a fake tree).
 func forRoot(root, exe, name string) (*Layout, error) {
 	l := &Layout{Files: map[string]string{}}
-	real, err := filepath.EvalSymlinks(exe)
+	real, f, err := openExecutable(exe)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the executable: %w", err)
-	}
-	f, err := elf.Open(real)
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a Linux executable: %v", exe, oneLine(err))
+		return nil, err
 	}
 	defer func() { _ = f.Close() }()
 	l.Files[clean(name)] = real
