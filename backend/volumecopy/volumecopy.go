@@ -475,19 +475,31 @@ func (c *VolumeCopy) Run(ctx context.Context, progress func(pair int, copied, to
 	done := ctx.Done()
 	var cause error             // the cancellation, once the copier was told to stop
 	var giveUp <-chan time.Time // how long a stopping copier is waited for
+	stop := func() error {
+		cause = context.Cause(ctx)
+		if !c.replace {
+			return fmt.Errorf("%s: %w", c.what, cause)
+		}
+		// the end of its input stops it: it puts the destinations back
+		// (or, if every copy is complete, finishes) and exits
+		done = nil
+		giveUp = time.After(undoTimeout)
+		if err := c.closeStdin(); err != nil {
+			return fmt.Errorf("%s: %w, and the copier could not be told to stop: %s", c.what, cause, backend.OneLine(err))
+		}
+		return nil
+	}
 	for {
+		// a cancellation goes first, before events that came with it
+		if done != nil && ctx.Err() != nil {
+			if err := stop(); err != nil {
+				return err
+			}
+		}
 		select {
 		case <-done:
-			cause = context.Cause(ctx)
-			if !c.replace {
-				return fmt.Errorf("%s: %w", c.what, cause)
-			}
-			// the end of its input stops it: it puts the destinations
-			// back (or, if every copy is complete, finishes) and exits
-			done = nil
-			giveUp = time.After(undoTimeout)
-			if err := c.closeStdin(); err != nil {
-				return fmt.Errorf("%s: %w, and the copier could not be told to stop: %s", c.what, cause, backend.OneLine(err))
+			if err := stop(); err != nil {
+				return err
 			}
 		case <-giveUp:
 			return fmt.Errorf("%s: %w, and the copier did not stop within %s", c.what, cause, undoTimeout)
