@@ -759,19 +759,8 @@ func (b *bench) snapshot() {
 	for i := range b.lifeRuns {
 		name := fmt.Sprintf("%s-%d", id, i)
 		steps := []func() error{
-			func() error {
-				b.prepare()
-				r, err := b.run(home, b.tmp, b.denv, "snapshot", id, "-n", name)
-				snapT = append(snapT, r.wall)
-				b.run(home, b.tmp, b.denv, "snapshot", "rm", name)
-				return err
-			},
-			func() error {
-				b.prepare()
-				r, err := b.run(home, b.tmp, b.denv, "restore", id, base)
-				restoreT = append(restoreT, r.wall)
-				return err
-			},
+			b.timedSnapshot(home, id, name, &snapT),
+			b.timedRestore(home, id, base, &restoreT),
 			func() error {
 				b.prepare()
 				d, err := b.cpA(src)
@@ -792,6 +781,29 @@ func (b *bench) snapshot() {
 	b.logf("snapshot %v; restore %v; cp -a %v", roundAll(snapT), roundAll(restoreT), roundAll(cpT))
 	b.compare(rows[0][0], median(snapT), rows[0][1], median(cpT), 1.5)
 	b.compare(rows[1][0], median(restoreT), rows[1][1], median(cpT), 1.5)
+}
+
+// timedSnapshot is a step of the snapshot parts: after prepare, `denv
+// snapshot id -n name` timed into ts, then the snapshot removed.
+func (b *bench) timedSnapshot(home []string, id, name string, ts *[]time.Duration) func() error {
+	return func() error {
+		b.prepare()
+		r, err := b.run(home, b.tmp, b.denv, "snapshot", id, "-n", name)
+		*ts = append(*ts, r.wall)
+		b.run(home, b.tmp, b.denv, "snapshot", "rm", name)
+		return err
+	}
+}
+
+// timedRestore is a step of the snapshot parts: after prepare, `denv
+// restore id snap` timed into ts.
+func (b *bench) timedRestore(home []string, id, snap string, ts *[]time.Duration) func() error {
+	return func() error {
+		b.prepare()
+		r, err := b.run(home, b.tmp, b.denv, "restore", id, snap)
+		*ts = append(*ts, r.wall)
+		return err
+	}
 }
 
 // export writes the snapshot of a 1 GiB tree of mixed files (writeMixedTree)

@@ -129,19 +129,8 @@ func (b *bench) xfs() {
 		cid := fmt.Sprintf("%s-c%d", id, i)
 		b.cleanups = append(b.cleanups, func() { b.run(nil, b.tmp, b.compose, "-p", cid, "down", "-v", "-t", "1") })
 		steps := []func() error{
-			func() error {
-				b.prepare()
-				r, err := b.run(home, b.tmp, b.denv, "snapshot", id, "-n", name)
-				snapT = append(snapT, r.wall)
-				b.run(home, b.tmp, b.denv, "snapshot", "rm", name)
-				return err
-			},
-			func() error {
-				b.prepare()
-				r, err := b.run(home, b.tmp, b.denv, "restore", id, base)
-				restoreT = append(restoreT, r.wall)
-				return err
-			},
+			b.timedSnapshot(home, id, name, &snapT),
+			b.timedRestore(home, id, base, &restoreT),
 			func() error {
 				b.prepare()
 				r, err := b.run(home, b.tmp, b.denv, "clone", id, "-n", cid, "--no-start")

@@ -137,13 +137,8 @@ func TestConfinedCopierKeepsEverything(t *testing.T) {
 	// on this host too: the same copy without confinement
 	for _, w := range wheres() {
 		t.Run(w.name, func(t *testing.T) {
-			be := backendtest.Require(t)
-			b := volumecopy.New(be)
-			b.Where = w.where
-			docker := be.API()
-			ctx := testContext(t)
-			image := backendtest.EchoImage(t, be)
-			name := backendtest.ProjectName(t)
+			f := newFixture(t, w.where)
+			b, docker, ctx, image, name := f.b, f.docker, f.ctx, f.image, f.name
 			src := newVolume(t, docker, name+"-src")
 			dst := newVolume(t, docker, name+"-dst")
 			old := time.Date(2003, 4, 5, 6, 7, 8, 0, time.UTC)
@@ -160,17 +155,7 @@ func TestConfinedCopierKeepsEverything(t *testing.T) {
 			if err := b.CopyVolume(ctx, src, dst, opts); err != nil {
 				t.Fatal(err)
 			}
-			want, err := b.VolumeChecksum(ctx, src, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := b.VolumeChecksum(ctx, dst, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want != got {
-				t.Errorf("checksum listings differ:\nsource:\n%s\ncopy:\n%s", want, got)
-			}
+			got := sameTree(t, f, opts, src, dst)
 			for _, line := range []string{`"null" `, `"fifo" `, `"suid" file 4755 1000:1000`, `"sgid" file 2755 1000:2000`, `"ro" dir 500 1000:1000`, `"ro/secret" file 0 1000:1000`, `"hard" file 0 1000:1000`} {
 				if !strings.Contains(got, line) {
 					t.Errorf("copy listing lacks %q:\n%s", line, got)

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/alebellu/denv/backend/backendtest"
@@ -29,28 +28,11 @@ func requireRoot(t *testing.T) {
 // tree that a running process can change. Paused, it stays on the host.
 func TestHostCopyWaitsForIdleVolumes(t *testing.T) {
 	requireRoot(t)
-	be := backendtest.Require(t)
-	b := volumecopy.New(be)
-	docker := be.API()
-	ctx := testContext(t)
-	image := backendtest.EchoImage(t, be)
-	name := backendtest.ProjectName(t)
+	f := newFixture(t, volumecopy.Anywhere)
+	b, docker, ctx, image, name := f.b, f.docker, f.ctx, f.image, f.name
 	src := newVolume(t, docker, name+"-src")
 	fillVolume(t, docker, image, src, testTree(t))
-	res, err := docker.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name:       name + "-user",
-		Config:     &container.Config{Image: image},
-		HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: src, Target: "/data"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = docker.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true})
-	})
-	if _, err := docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f.startUser(t, "-user", src)
 	opts := volumecopy.CopyOptions{Copier: copierExe(t)}
 	want, err := b.VolumeChecksum(ctx, src, opts)
 	if err != nil {

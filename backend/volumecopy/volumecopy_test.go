@@ -107,13 +107,8 @@ func tarOf(t *testing.T, entries []tarEntry) []byte {
 func TestCopyVolumeIsFaithful(t *testing.T) {
 	for _, w := range wheres() {
 		t.Run(w.name, func(t *testing.T) {
-			be := backendtest.Require(t)
-			b := volumecopy.New(be)
-			b.Where = w.where
-			docker := be.API()
-			ctx := testContext(t)
-			image := backendtest.EchoImage(t, be)
-			name := backendtest.ProjectName(t)
+			f := newFixture(t, w.where)
+			b, docker, ctx, image, name := f.b, f.docker, f.ctx, f.image, f.name
 			src := newVolume(t, docker, name+"-src")
 			dst := newVolume(t, docker, name+"-dst")
 			fillVolume(t, docker, image, src, testTree(t))
@@ -132,17 +127,7 @@ func TestCopyVolumeIsFaithful(t *testing.T) {
 				t.Errorf("progress ended at %d of %d after %d calls, want %d of %d", last, total, calls, wantTotal, wantTotal)
 			}
 
-			want, err := b.VolumeChecksum(ctx, src, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := b.VolumeChecksum(ctx, dst, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want != got {
-				t.Errorf("checksum listings differ:\nsource:\n%s\ncopy:\n%s", want, got)
-			}
+			got := sameTree(t, f, opts, src, dst)
 			for _, line := range []string{`"pg/empty" dir 750 999:998`, `"exec" file 755 0:0`, `"hard" file 755 0:0`, `"empty-file" file 444 1234:5678`, `"link" symlink 777 1234:5678`, `-> "/nowhere"`} {
 				if !strings.Contains(got, line) {
 					t.Errorf("copy listing lacks %q:\n%s", line, got)
@@ -168,13 +153,8 @@ func staleTree(t *testing.T) []byte {
 func TestStartCopyTwoVolumes(t *testing.T) {
 	for _, w := range wheres() {
 		t.Run(w.name, func(t *testing.T) {
-			be := backendtest.Require(t)
-			b := volumecopy.New(be)
-			b.Where = w.where
-			docker := be.API()
-			ctx := testContext(t)
-			image := backendtest.EchoImage(t, be)
-			name := backendtest.ProjectName(t)
+			f := newFixture(t, w.where)
+			b, docker, ctx, image, name := f.b, f.docker, f.ctx, f.image, f.name
 			src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
 			src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
 			fillVolume(t, docker, image, src1, testTree(t))
@@ -210,17 +190,7 @@ func TestStartCopyTwoVolumes(t *testing.T) {
 				t.Errorf("progress ended at %v, want %v", last, want)
 			}
 			for _, p := range [][2]string{{src1, dst1}, {src2, dst2}} {
-				want, err := b.VolumeChecksum(ctx, p[0], opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := b.VolumeChecksum(ctx, p[1], opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want != got {
-					t.Errorf("%s: checksum listings differ:\nsource:\n%s\ncopy:\n%s", p[1], want, got)
-				}
+				sameTree(t, f, opts, p[0], p[1])
 			}
 		})
 	}
@@ -239,31 +209,10 @@ func TestCopyVolumeMissingSource(t *testing.T) {
 }
 
 func TestPauseVolumeUsers(t *testing.T) {
-	be := backendtest.Require(t)
-	b := volumecopy.New(be)
-	docker := be.API()
-	ctx := testContext(t)
-	image := backendtest.EchoImage(t, be)
-	name := backendtest.ProjectName(t)
+	f := newFixture(t, volumecopy.Anywhere)
+	b, docker, ctx, name := f.b, f.docker, f.ctx, f.name
 	vol := newVolume(t, docker, name+"-data")
-	start := func(suffix string) string {
-		res, err := docker.ContainerCreate(ctx, client.ContainerCreateOptions{
-			Name:       name + suffix,
-			Config:     &container.Config{Image: image},
-			HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/data"}}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_, _ = docker.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true})
-		})
-		if _, err := docker.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		return res.ID
-	}
-	running, already := start("-a"), start("-b")
+	running, already := f.startUser(t, "-a", vol), f.startUser(t, "-b", vol)
 	if _, err := docker.ContainerPause(ctx, already, client.ContainerPauseOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +308,65 @@ func asideRemoved(t *testing.T, docker client.APIClient, volume string) {
 	}
 }
 
+// fixture is what a test of copies on the engine starts with.
+type fixture struct {
+	b      *volumecopy.Copier
+	docker client.APIClient
+	ctx    context.Context
+	image  string // the test image, to fill volumes with
+	name   string // unique to the test, to name volumes with
+}
+
+// newFixture needs the engine (backendtest.Require) and makes a Copier
+// that copies where w allows.
+func newFixture(t *testing.T, w volumecopy.Where) fixture {
+	t.Helper()
+	be := backendtest.Require(t)
+	b := volumecopy.New(be)
+	b.Where = w
+	return fixture{b: b, docker: be.API(), ctx: testContext(t), image: backendtest.EchoImage(t, be), name: backendtest.ProjectName(t)}
+}
+
+// sameTree fails the test unless the checksum listings of volumes src
+// and dst are equal; it returns dst's.
+func sameTree(t *testing.T, f fixture, opts volumecopy.CopyOptions, src, dst string) string {
+	t.Helper()
+	want, err := f.b.VolumeChecksum(f.ctx, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.b.VolumeChecksum(f.ctx, dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != got {
+		t.Errorf("%s: checksum listings differ:\nsource %s:\n%s\ncopy:\n%s", dst, src, want, got)
+	}
+	return got
+}
+
+// startUser starts a container of the test image, named the test's name
+// with suffix, that mounts volume at /data; it is removed when the test
+// ends.
+func (f fixture) startUser(t *testing.T, suffix, volume string) string {
+	t.Helper()
+	res, err := f.docker.ContainerCreate(f.ctx, client.ContainerCreateOptions{
+		Name:       f.name + suffix,
+		Config:     &container.Config{Image: f.image},
+		HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: volume, Target: "/data"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = f.docker.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true})
+	})
+	if _, err := f.docker.ContainerStart(f.ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return res.ID
+}
+
 // where is a place copies may run, for the tests that run in each.
 type where struct {
 	name  string
@@ -390,13 +398,8 @@ func testContext(t *testing.T) context.Context {
 func TestStartReplace(t *testing.T) {
 	for _, w := range wheres() {
 		t.Run(w.name, func(t *testing.T) {
-			be := backendtest.Require(t)
-			b := volumecopy.New(be)
-			b.Where = w.where
-			docker := be.API()
-			ctx := testContext(t)
-			image := backendtest.EchoImage(t, be)
-			name := backendtest.ProjectName(t)
+			f := newFixture(t, w.where)
+			b, docker, ctx, image, name := f.b, f.docker, f.ctx, f.image, f.name
 			src1, dst1 := newVolume(t, docker, name+"-src1"), newVolume(t, docker, name+"-dst1")
 			src2, dst2 := newVolume(t, docker, name+"-src2"), newVolume(t, docker, name+"-dst2")
 			fillVolume(t, docker, image, src1, testTree(t))
