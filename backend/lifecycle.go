@@ -49,7 +49,10 @@ type UpOptions struct {
 
 // Up creates and starts, detached, every service of project (compose's
 // `up --detach --wait`, or `up --detach` with NoWait): networks and
-// volumes, then containers, and waits until they run. Containers whose configuration did not change are kept.
+// volumes, then containers, and waits until they run. Containers whose
+// configuration did not change are kept; when some existed before (an
+// update), compose's start phase is given [Backend.startProject]'s
+// project, without the waits that start nothing.
 // Nothing is pulled for images present locally (compose's pull policy
 // "missing", or whatever pull_policy the project sets).
 //
