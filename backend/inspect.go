@@ -289,6 +289,21 @@ func sortPorts(ps []Port) []Port {
 	return out
 }
 
+// Endpoints returns the published ports of the containers of the
+// environment name, sorted, from one container list ([Backend.Ps] inspects
+// every container as well, which the ports do not need).
+func (b *Backend) Endpoints(ctx context.Context, name string) ([]Port, error) {
+	res, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: projectFilter(name)})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the containers of environment %s: %s", name, oneLine(err))
+	}
+	var ports []Port
+	for _, c := range res.Items {
+		ports = append(ports, publishedPorts(serviceOf(c), c.Ports)...)
+	}
+	return sortPorts(ports), nil
+}
+
 // Ps returns the containers of the environment name, running or not, sorted
 // by service then name. An environment with no container gives an empty
 // list.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -48,7 +49,10 @@ type UpOptions struct {
 
 // Up creates and starts, detached, every service of project (compose's
 // `up --detach --wait`, or `up --detach` with NoWait): networks and
-// volumes, then containers, and waits until they run. Containers whose configuration did not change are kept.
+// volumes, then containers, and waits until they run. Containers whose
+// configuration did not change are kept; when some existed before (an
+// update), compose's start phase is given [Backend.startProject]'s
+// project, without the waits that start nothing.
 // Nothing is pulled for images present locally (compose's pull policy
 // "missing", or whatever pull_policy the project sets).
 //
@@ -70,15 +74,26 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 	if !opts.NoWait {
 		wait = max(wait, readyTimeout(project, waitFor, 0))
 	}
-	return b.converge(ctx, "start", project, opts.KeepOnFailure, func(svc api.Compose) error {
+	return b.converge(ctx, "start", project, opts.KeepOnFailure, func(svc api.Compose, before snapshot) error {
 		// Compose starts the services in order (a service LINKed to one
 		// with a healthcheck waits for it there); the wait at the end is
 		// denv's own, on the engine's events (waitReady).
-		err := svc.Up(ctx, project, api.UpOptions{
-			Create: createOptions(opts.RemoveOrphans),
-			// WaitTimeout bounds those start-order waits.
-			Start: api.StartOptions{Project: project, WaitTimeout: wait},
-		})
+		// WaitTimeout bounds those start-order waits.
+		start := api.StartOptions{Project: project, WaitTimeout: wait}
+		var err error
+		if len(before.containers) == 0 {
+			err = svc.Up(ctx, project, api.UpOptions{Create: createOptions(opts.RemoveOrphans), Start: start})
+		} else {
+			// Some containers ran before (an update): the start phase
+			// is given the project without the waits that start nothing.
+			err = svc.Create(ctx, project, createOptions(opts.RemoveOrphans))
+			if err == nil {
+				start.Project, err = b.startProject(ctx, project)
+			}
+			if err == nil {
+				err = svc.Start(ctx, project.Name, start)
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -89,12 +104,69 @@ func (b *Backend) Up(ctx context.Context, project *types.Project, opts UpOptions
 	})
 }
 
+// startProject is project as the start phase of an up is given it, after
+// its create phase: the services whose containers all run (left untouched
+// by the create phase) and on which no service with a container to start
+// depends, directly or not, lose their depends_on. Compose's start phase
+// waits for each service's dependencies even when it starts nothing for
+// it, polling every 500 ms and not before the first 500 ms: in an update
+// that recreates one service, every running service that depends on it
+// waits, one after the other along the chain of dependencies, without
+// starting anything. What is started still waits for what it depends on,
+// as compose orders it; readiness is waited for afterwards by waitReady,
+// on the engine's events. The create phase keeps every depends_on (the
+// order of its recreations, restart: true).
+func (b *Backend) startProject(ctx context.Context, project *types.Project) (*types.Project, error) {
+	cs, err := b.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: projectFilter(project.Name)})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list containers: %s", oneLine(err))
+	}
+	running := map[string]bool{} // service -> every container of it runs
+	for _, c := range cs.Items {
+		if c.Labels[api.OneoffLabel] == "True" {
+			continue
+		}
+		s := serviceOf(c)
+		r, seen := running[s]
+		running[s] = (r || !seen) && c.State == container.StateRunning
+	}
+	// keep: the services to start and what they depend on, transitively
+	keep := map[string]bool{}
+	var visit func(string)
+	visit = func(name string) {
+		if keep[name] {
+			return
+		}
+		keep[name] = true
+		for dep := range project.Services[name].DependsOn {
+			visit(dep)
+		}
+	}
+	for name := range project.Services {
+		if !running[name] {
+			visit(name)
+		}
+	}
+	if len(keep) == len(project.Services) {
+		return project, nil
+	}
+	p := *project
+	p.Services = maps.Clone(project.Services)
+	for name, s := range p.Services {
+		if !keep[name] && len(s.DependsOn) > 0 {
+			s.DependsOn = nil
+			p.Services[name] = s
+		}
+	}
+	return &p, nil
+}
+
 // Create creates every network, volume and container of project without
 // starting anything (compose's `create`), for `denv clone`; a later
 // [Backend.Start] or [Backend.Up] starts it. Like [Backend.Up], when it
 // fails it removes what this call created and nothing else.
 func (b *Backend) Create(ctx context.Context, project *types.Project) error {
-	return b.converge(ctx, "create", project, false, func(svc api.Compose) error {
+	return b.converge(ctx, "create", project, false, func(svc api.Compose, _ snapshot) error {
 		return svc.Create(ctx, project, createOptions(false))
 	})
 }
@@ -118,7 +190,7 @@ func createOptions(removeOrphans bool) api.CreateOptions {
 // ("cannot VERB environment NAME: ..."), which images are missing, which
 // services were not ready (with their last logs and checks) and what was
 // removed. With keep, it removes nothing and says so.
-func (b *Backend) converge(ctx context.Context, verb string, project *types.Project, keep bool, op func(api.Compose) error) error {
+func (b *Backend) converge(ctx context.Context, verb string, project *types.Project, keep bool, op func(svc api.Compose, before snapshot) error) error {
 	if project == nil || project.Name == "" {
 		return fmt.Errorf("cannot %s an environment: no project", verb)
 	}
@@ -131,7 +203,7 @@ func (b *Backend) converge(ctx context.Context, verb string, project *types.Proj
 	if err != nil {
 		return err
 	}
-	opErr := op(svc)
+	opErr := op(svc, before)
 	if opErr == nil {
 		return nil
 	}

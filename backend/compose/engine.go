@@ -112,15 +112,7 @@ func (e *Engine) Status(ctx context.Context, ids []string) (map[string]backend.E
 
 // Endpoints returns the published ports of the containers of project id.
 func (e *Engine) Endpoints(ctx context.Context, id string) ([]backend.Port, error) {
-	cs, err := e.conn.Ps(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	var ports []backend.Port
-	for _, c := range cs {
-		ports = append(ports, c.Ports...)
-	}
-	return ports, nil
+	return e.conn.Endpoints(ctx, id)
 }
 
 // Volumes returns the names of the named (non-external) volumes of d's
