@@ -701,9 +701,12 @@ func runSnapshotExport(cmd *cobra.Command, a *app, copierExe, name, output strin
 	if err := f.Chmod(0o644); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
+	// Not synced to disk before the rename, as `tar -c | zstd > FILE`,
+	// `cp` or `docker save -o` do not: an fsync of the 667 MiB file of a
+	// 1 GiB snapshot cost 0.7-1.3 s here. The rename keeps the name from
+	// ever showing a partial file while the system runs; after a power
+	// loss a file whose data was not yet written is refused by import
+	// (its checksums and end are verified).
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
