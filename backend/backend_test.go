@@ -19,6 +19,24 @@ import (
 	"github.com/alebellu/denv/backend/backendtest"
 )
 
+// engineTest is what a test of a project on the engine starts with.
+type engineTest struct {
+	b      *backend.Backend
+	image  string // the test image
+	ctx    context.Context
+	name   string // the project's, taken down when the test ends
+	docker client.APIClient
+}
+
+// newEngineTest needs the engine (backendtest.Require).
+func newEngineTest(t *testing.T) engineTest {
+	t.Helper()
+	b := backendtest.Require(t)
+	e := engineTest{b: b, image: backendtest.EchoImage(t, b), ctx: testContext(t), name: backendtest.ProjectName(t), docker: backend.APIClient(b)}
+	backendtest.DownOnCleanup(t, b, e.name)
+	return e
+}
+
 func testContext(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -127,12 +145,8 @@ volumes:
 `
 
 func TestLifecycle(t *testing.T) {
-	b := backendtest.Require(t)
-	image := backendtest.EchoImage(t, b)
-	ctx := testContext(t)
-	name := backendtest.ProjectName(t)
-	backendtest.DownOnCleanup(t, b, name)
-	docker := backend.APIClient(b)
+	e := newEngineTest(t)
+	b, image, ctx, name, docker := e.b, e.image, e.ctx, e.name, e.docker
 
 	project, err := backend.Load(ctx, fmt.Appendf(nil, twoServiceYAML, image), name, t.TempDir())
 	if err != nil {
@@ -317,12 +331,8 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestUpFailureRemovesWhatItCreated(t *testing.T) {
-	b := backendtest.Require(t)
-	image := backendtest.EchoImage(t, b)
-	ctx := testContext(t)
-	name := backendtest.ProjectName(t)
-	backendtest.DownOnCleanup(t, b, name)
-	docker := backend.APIClient(b)
+	e := newEngineTest(t)
+	b, image, ctx, name, docker := e.b, e.image, e.ctx, e.name, e.docker
 	dir := t.TempDir()
 
 	good := fmt.Sprintf(`

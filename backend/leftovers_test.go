@@ -7,20 +7,13 @@ import (
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
-
-	"github.com/alebellu/denv/backend"
-	"github.com/alebellu/denv/backend/backendtest"
 )
 
 // What a run killed midway leaves: a project's network, named volume, a
 // running container and one only created, with no compose file to go by.
 func TestRemoveLeftovers(t *testing.T) {
-	b := backendtest.Require(t)
-	image := backendtest.EchoImage(t, b)
-	ctx := testContext(t)
-	name := backendtest.ProjectName(t)
-	backendtest.DownOnCleanup(t, b, name)
-	docker := backend.APIClient(b)
+	e := newEngineTest(t)
+	b, image, ctx, name, docker := e.b, e.image, e.ctx, e.name, e.docker
 	labels := map[string]string{api.ProjectLabel: name}
 
 	if _, err := docker.NetworkCreate(ctx, name+"_default", client.NetworkCreateOptions{Labels: labels}); err != nil {

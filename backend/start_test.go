@@ -9,7 +9,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/alebellu/denv/backend"
-	"github.com/alebellu/denv/backend/backendtest"
 )
 
 // a <- b <- c: b depends on a, c on b; VERSION changes a's hash.
@@ -37,12 +36,8 @@ services:
 // phase would poll its dependencies while starting nothing for it); one
 // that a stopped service depends on, directly or not, keeps it.
 func TestStartProject(t *testing.T) {
-	b := backendtest.Require(t)
-	image := backendtest.EchoImage(t, b)
-	ctx := testContext(t)
-	name := backendtest.ProjectName(t)
-	backendtest.DownOnCleanup(t, b, name)
-	docker := backend.APIClient(b)
+	e := newEngineTest(t)
+	b, image, ctx, name, docker := e.b, e.image, e.ctx, e.name, e.docker
 	load := func(version string) *types.Project {
 		t.Helper()
 		p, err := backend.Load(ctx, fmt.Appendf(nil, chainYAML, image, version), name, t.TempDir())
