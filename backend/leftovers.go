@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -136,26 +137,27 @@ func (b *Backend) LeftoverNetworksAndVolumes(ctx context.Context, f client.Filte
 	return nil
 }
 
-// leftoverPasses bounds how often RemoveLeftovers lists and removes.
+// leftoverPasses bounds how often ClearLeftovers lists and removes.
 const leftoverPasses = 4
 
-// leftoverSettle is how long RemoveLeftovers waits before its last
-// listing: requests the dead run sent before it died (a network create)
+// leftoverSettle is how long ClearLeftovers waits before listing again:
+// requests the dead run sent before it died (a network or service create)
 // complete on the engine after it is gone, and a name it made twice (a
 // network) makes the next run's fail as ambiguous.
 const leftoverSettle = time.Second
 
-// RemoveLeftovers removes every container (forced, with its anonymous
-// volumes), every network and, when volumes, every volume labelled
-// com.docker.compose.project=project, without needing the project's
-// definition. It returns once a listing made leftoverSettle after the
-// last removal (or the first listing) finds nothing more to remove, after
-// a few passes at most; the error names what could not be removed.
-func (b *Backend) RemoveLeftovers(ctx context.Context, project string, volumes bool) error {
-	var errs []string
-	settled := false
+// ClearLeftovers is how both engines remove what a dead run left
+// (Salvager.RemoveLeftovers): it lists with list and removes with remove
+// (volumes only with volumes) until a listing made leftoverSettle after
+// the last removal finds nothing, after a few passes at most. With
+// settled, the first listing counts as made after one (no request of a
+// dead run can be in flight). A failed removal is tried again at the next
+// pass; the error starts with what and ends with the last removal's
+// failure, or says that resources keep appearing.
+func ClearLeftovers(ctx context.Context, what string, volumes, settled bool, list func(context.Context) (Leftovers, error), remove func(context.Context, Leftovers) error) error {
+	var last error
 	for range leftoverPasses {
-		l, err := b.Leftovers(ctx, project)
+		l, err := list(ctx)
 		if err != nil {
 			return err
 		}
@@ -165,36 +167,52 @@ func (b *Backend) RemoveLeftovers(ctx context.Context, project string, volumes b
 		if l.Empty() && settled {
 			return nil
 		}
-		errs = errs[:0]
-		for _, c := range l.Containers {
-			_, err := b.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-			if err != nil && !isNotFound(err) {
-				errs = append(errs, fmt.Sprintf("container %s: %s", c.Name, oneLine(err)))
-			}
-		}
-		for _, n := range l.Networks {
-			if _, err := b.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
-				errs = append(errs, fmt.Sprintf("network %s: %s", n.Name, oneLine(err)))
-			}
-		}
-		for _, v := range l.Volumes {
-			if _, err := b.api.VolumeRemove(ctx, v, client.VolumeRemoveOptions{}); err != nil && !isNotFound(err) {
-				errs = append(errs, fmt.Sprintf("volume %s: %s", v, oneLine(err)))
-			}
-		}
+		last = remove(ctx, l)
 		select {
 		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
 		case <-time.After(leftoverSettle):
 			settled = true
-			continue
 		}
-		break
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("cannot remove what %s left on the engine: %w", project, err)
+	if last != nil {
+		return fmt.Errorf("%s: %w", what, last)
 	}
-	if len(errs) == 0 {
-		errs = append(errs, "resources keep appearing")
+	return fmt.Errorf("%s: resources keep appearing", what)
+}
+
+// RemoveLeftovers removes every container (forced, with its anonymous
+// volumes), every network and, when volumes, every volume labelled
+// com.docker.compose.project=project, without needing the project's
+// definition (ClearLeftovers); the error names what could not be removed.
+func (b *Backend) RemoveLeftovers(ctx context.Context, project string, volumes bool) error {
+	return ClearLeftovers(ctx, "cannot remove what "+project+" left on the engine", volumes, false, func(ctx context.Context) (Leftovers, error) {
+		return b.Leftovers(ctx, project)
+	}, b.removeLeftovers)
+}
+
+// removeLeftovers removes l's containers, networks and volumes, going on
+// after a failure; the error names each that could not be removed.
+func (b *Backend) removeLeftovers(ctx context.Context, l Leftovers) error {
+	var errs []string
+	for _, c := range l.Containers {
+		_, err := b.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Sprintf("container %s: %s", c.Name, oneLine(err)))
+		}
 	}
-	return fmt.Errorf("cannot remove what %s left on the engine: %s", project, strings.Join(errs, "; "))
+	for _, n := range l.Networks {
+		if _, err := b.api.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Sprintf("network %s: %s", n.Name, oneLine(err)))
+		}
+	}
+	for _, v := range l.Volumes {
+		if _, err := b.api.VolumeRemove(ctx, v, client.VolumeRemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Sprintf("volume %s: %s", v, oneLine(err)))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
 }

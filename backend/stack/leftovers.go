@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -57,49 +56,21 @@ func (e *Engine) Leftovers(ctx context.Context, id string) (backend.Leftovers, e
 	return l, err
 }
 
-// leftoverPasses bounds how often RemoveLeftovers lists and removes.
-const leftoverPasses = 4
-
-// leftoverSettle is how long RemoveLeftovers waits before listing again:
-// a request the dead run sent before it died (a service create) may
-// complete on the engine after it is gone.
-const leftoverSettle = time.Second
-
 // RemoveLeftovers removes everything labelled with stack namespace id
-// (volumes only with volumes), without the stack file. It returns once a
-// listing made leftoverSettle after the last removal (or the first
-// listing) finds nothing, after a few passes at most; on an engine in no
-// swarm, once a listing finds nothing.
+// (volumes only with volumes), without the stack file
+// (backend.ClearLeftovers). On an engine in no swarm, which creates no
+// stack resource, no request of a dead run can be in flight: it returns
+// once a listing finds nothing.
 func (e *Engine) RemoveLeftovers(ctx context.Context, id string, volumes bool) error {
-	// an engine in no swarm creates no stack resource: no request of a
-	// dead run can be in flight, one listing is enough
 	active, _, err := e.SwarmActive(ctx)
 	if err != nil {
 		return err
 	}
-	settled := !active
-	for range leftoverPasses {
-		l, err := e.Leftovers(ctx, id)
-		if err != nil {
-			return err
-		}
-		if !volumes {
-			l.Volumes = nil
-		}
-		if l.Empty() && settled {
-			return nil
-		}
-		if err := e.removeLeftovers(ctx, id, l); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cannot remove what %s left on the swarm: %w", id, ctx.Err())
-		case <-time.After(leftoverSettle):
-			settled = true
-		}
-	}
-	return fmt.Errorf("cannot remove what %s left on the swarm: resources keep appearing", id)
+	return backend.ClearLeftovers(ctx, "cannot remove what "+id+" left on the swarm", volumes, !active, func(ctx context.Context) (backend.Leftovers, error) {
+		return e.Leftovers(ctx, id)
+	}, func(ctx context.Context, l backend.Leftovers) error {
+		return e.removeLeftovers(ctx, id, l)
+	})
 }
 
 // removeLeftovers removes l: services first, then what they used

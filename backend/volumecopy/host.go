@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
 
 	"github.com/alebellu/denv/backend"
@@ -63,19 +64,29 @@ const (
 	InContainer
 )
 
-// hostDirs returns the directory on this host of each named volume, when
-// a copier may run on this host for them (see [Where]); ok is false
-// otherwise. With idle, no running container may mount one of them.
-func (b *Copier) hostDirs(ctx context.Context, volumes []string, idle bool) (dirs []string, ok bool) {
-	if b.Where != Anywhere || runtime.GOOS != "linux" || os.Geteuid() != 0 || len(volumes) == 0 {
-		return nil, false
-	}
-	for _, v := range volumes {
+// inspectVolumes inspects the named volumes, failing on the first that
+// cannot be.
+func (b *Copier) inspectVolumes(ctx context.Context, names []string) ([]volume.Volume, error) {
+	vols := make([]volume.Volume, len(names))
+	for i, v := range names {
 		res, err := b.api.VolumeInspect(ctx, v, client.VolumeInspectOptions{})
 		if err != nil {
-			return nil, false
+			return nil, err
 		}
-		vol := res.Volume
+		vols[i] = res.Volume
+	}
+	return vols, nil
+}
+
+// hostDirs returns the directory on this host of each volume, when a
+// copier may run on this host for them (see [Where]); ok is false
+// otherwise. With idle, no running container may mount one of them.
+func (b *Copier) hostDirs(ctx context.Context, vols []volume.Volume, idle bool) (dirs []string, ok bool) {
+	if b.Where != Anywhere || runtime.GOOS != "linux" || os.Geteuid() != 0 || len(vols) == 0 {
+		return nil, false
+	}
+	var names []string
+	for _, vol := range vols {
 		if vol.Driver != "local" || len(vol.Options) > 0 || !filepath.IsAbs(vol.Mountpoint) {
 			return nil, false
 		}
@@ -88,9 +99,10 @@ func (b *Copier) hostDirs(ctx context.Context, volumes []string, idle bool) (dir
 			return nil, false
 		}
 		dirs = append(dirs, vol.Mountpoint)
+		names = append(names, vol.Name)
 	}
 	if idle {
-		if busy, err := b.volumesInUse(ctx, volumes); err != nil || busy {
+		if busy, err := b.volumesInUse(ctx, names); err != nil || busy {
 			return nil, false
 		}
 	}
@@ -211,7 +223,12 @@ func (b *Copier) startReader(ctx context.Context, what, copierExe string, args [
 		targets[m.Target] = len(volumes)
 		volumes = append(volumes, m.Source)
 	}
-	dirs, ok := b.hostDirs(ctx, volumes, true)
+	vols, err := b.inspectVolumes(ctx, volumes)
+	if err != nil {
+		// the container's creation says what is wrong
+		return b.startHelperErr(ctx, what, copierExe, args, mounts, stdin, stdout, stderr)
+	}
+	dirs, ok := b.hostDirs(ctx, vols, true)
 	if !ok {
 		return b.startHelperErr(ctx, what, copierExe, args, mounts, stdin, stdout, stderr)
 	}

@@ -194,12 +194,11 @@ func (b *Copier) startCopy(ctx context.Context, pairs []VolumePair, copierExe st
 	}
 	var volumes []string
 	for _, p := range pairs {
-		for _, v := range []string{p.Src, p.Dst} {
-			if _, err := b.api.VolumeInspect(ctx, v, client.VolumeInspectOptions{}); err != nil {
-				return nil, fmt.Errorf("%s: %s", what, backend.OneLine(err))
-			}
-			volumes = append(volumes, v)
-		}
+		volumes = append(volumes, p.Src, p.Dst)
+	}
+	vols, err := b.inspectVolumes(ctx, volumes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", what, backend.OneLine(err))
 	}
 	c := &VolumeCopy{events: make(chan copier.Event, 16), quit: make(chan struct{}), replace: replace,
 		pairs: pairs, copierExe: copierExe, volumes: volumes}
@@ -214,9 +213,8 @@ func (b *Copier) startCopy(ctx context.Context, pairs []VolumePair, copierExe st
 		}
 	}}
 	var h *helper
-	var err error
 	// the sources may still run: whether they are idle is checked by Run
-	if dirs, ok := b.hostDirs(ctx, volumes, false); ok {
+	if dirs, ok := b.hostDirs(ctx, vols, false); ok {
 		if replace {
 			// a process of its own, which puts the destinations back
 			// by itself should denv go away (its input then ends)

@@ -174,31 +174,12 @@ func TestE2ECloneFailuresLeaveNothing(t *testing.T) {
 	src, srcURL := cloneSource(t, b)
 	mustHTTP(t, "PUT", srcURL+"/kv/k", "v")
 
-	nothingOf := func(id string) {
-		t.Helper()
-		cs, err := c.ContainerList(context.Background(), client.ContainerListOptions{All: true,
-			Filters: client.Filters{}.Add("label", "com.docker.compose.project="+id)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nets, vols := projectResources(t, c, id)
-		if len(cs.Items) > 0 || len(nets) > 0 || len(vols) > 0 {
-			t.Errorf("%s left %d containers, networks %v, volumes %v", id, len(cs.Items), nets, vols)
-		}
-		if _, err := c.VolumeInspect(context.Background(), id+"_data", client.VolumeInspectOptions{}); err == nil {
-			t.Errorf("volume %s_data left behind", id)
-		}
-		if _, ok := listed(t, id, true); ok {
-			t.Errorf("record %s left behind", id)
-		}
-	}
-
 	missing := src + "-none"
 	_, errOut, code := denv(t, "clone", missing, "-n", missing+"-c")
 	if code == 0 || !strings.Contains(errOut, missing) {
 		t.Errorf("clone of a missing environment: exit %d, stderr %q", code, errOut)
 	}
-	nothingOf(missing + "-c")
+	nothingLeft(t, c, missing+"-c")
 
 	_, errOut, code = denv(t, "clone", src, "-n", src)
 	if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
@@ -221,7 +202,7 @@ func TestE2ECloneFailuresLeaveNothing(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "is not a Linux executable") || !strings.Contains(errOut, "nothing of "+half+" was kept") {
 		t.Errorf("clone with a broken copier: exit %d, stderr %q", code, errOut)
 	}
-	nothingOf(half)
+	nothingLeft(t, c, half)
 
 	if got := mustHTTP(t, "GET", srcURL+"/kv/k", ""); got != "v" {
 		t.Errorf("source answers %q after the failed clones, want v", got)

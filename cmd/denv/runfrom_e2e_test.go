@@ -174,11 +174,7 @@ func TestE2ERunFromFailuresLeaveNothing(t *testing.T) {
 	b := e2e(t)
 	useStaticCopier(t)
 	c := dockerClient(t)
-	src, url := cloneSource(t, b)
-	snap := src + "-s"
-	removeSnapshotsOnCleanup(t, c, snap)
-	mustHTTP(t, "PUT", url+"/kv/small", "hello")
-	mustDenv(t, "snapshot", src, "-n", snap)
+	src, url, snap := snapshottedSource(t, b, c)
 	oneError := regexp.MustCompile(`(?m)^denv: `)
 
 	missing := src + "-m"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/alebellu/denv/backend"
 	"github.com/alebellu/denv/backend/volumecopy"
 )
 
@@ -166,17 +167,26 @@ func TestE2ESnapshotRestoreExportImport(t *testing.T) {
 	}
 }
 
+// snapshottedSource runs cloneSource's environment with "hello" stored
+// under small, and takes its snapshot SRC-s (removed when the test
+// ends); it returns the environment, its endpoint and the snapshot.
+func snapshottedSource(t *testing.T, b *backend.Backend, c *client.Client) (src, url, snap string) {
+	t.Helper()
+	src, url = cloneSource(t, b)
+	snap = src + "-s"
+	removeSnapshotsOnCleanup(t, c, snap)
+	mustHTTP(t, "PUT", url+"/kv/small", "hello")
+	mustDenv(t, "snapshot", src, "-n", snap)
+	return src, url, snap
+}
+
 // TestE2ERestoreMismatch: a snapshot whose volumes are not the
 // environment's is refused, naming the difference, and nothing changes.
 func TestE2ERestoreMismatch(t *testing.T) {
 	b := e2e(t)
 	useStaticCopier(t)
 	c := dockerClient(t)
-	src, url := cloneSource(t, b)
-	snap := src + "-s"
-	removeSnapshotsOnCleanup(t, c, snap)
-	mustHTTP(t, "PUT", url+"/kv/small", "hello")
-	mustDenv(t, "snapshot", src, "-n", snap)
+	src, _, snap := snapshottedSource(t, b, c)
 	other := src + "-o"
 	downOnCleanup(t, b, other)
 	def := filepath.Join(t.TempDir(), "other.denv")
